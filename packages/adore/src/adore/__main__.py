@@ -1,0 +1,3 @@
+from adore.cli import main
+
+main()

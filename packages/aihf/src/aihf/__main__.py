@@ -1,0 +1,3 @@
+from aihf.cli import main
+
+main()

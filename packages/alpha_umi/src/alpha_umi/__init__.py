@@ -1,0 +1,3 @@
+"""paperlab-alpha-umi: not yet implemented (see the package README)."""
+
+__all__: list[str] = []

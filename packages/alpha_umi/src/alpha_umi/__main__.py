@@ -1,0 +1,3 @@
+from alpha_umi.cli import main
+
+main()

@@ -1,0 +1,3 @@
+from irl_sft.cli import main
+
+main()

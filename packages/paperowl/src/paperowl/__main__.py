@@ -1,0 +1,3 @@
+from paperowl.cli import main
+
+main()

@@ -1,0 +1,3 @@
+from profuser.cli import main
+
+main()

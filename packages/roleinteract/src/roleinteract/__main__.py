@@ -1,0 +1,3 @@
+from roleinteract.cli import main
+
+main()

@@ -1,0 +1,3 @@
+from sbr_side_info.cli import main
+
+main()

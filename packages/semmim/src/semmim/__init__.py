@@ -1,0 +1,3 @@
+"""paperlab-semmim: not yet implemented (see the package README)."""
+
+__all__: list[str] = []

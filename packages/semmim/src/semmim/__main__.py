@@ -1,0 +1,3 @@
+from semmim.cli import main
+
+main()

@@ -1,0 +1,192 @@
+"""Files that survive interruption: atomic writes (temp file + rename), an append-only JSONL cache that
+resumes by key, and checkpoints that bundle model, optimizer, step and RNG state."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from paperlab.seed import get_rng_state, set_rng_state
+
+
+def _atomic(path: Path, write: Callable[[Any], None], mode: str) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` so that readers see the old file or the whole new one, never a part."""
+    return _atomic(Path(path), lambda h: h.write(data), "wb")
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Text version of :func:`atomic_write_bytes` (UTF-8)."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | Path, obj: Any, indent: int = 2) -> Path:
+    """JSON version of :func:`atomic_write_bytes` (UTF-8, non-ASCII kept, keys in insertion order)."""
+    return atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False, default=_json_default) + "\n")
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "item") and callable(obj.item):  # numpy / torch scalars
+        return obj.item()
+    if hasattr(obj, "tolist") and callable(obj.tolist):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> Path:
+    """``torch.save`` through a temp file and a rename."""
+    import torch
+
+    return _atomic(Path(path), lambda h: torch.save(obj, h), "wb")
+
+
+def read_json(path: str | Path) -> Any:
+    """Read a JSON file; a parse error names the file, line and column."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}") from err
+
+
+class JsonlCache:
+    """An append-only JSONL file of records keyed by ``record[key_field]``.
+
+    Each :meth:`append` writes one line and flushes it to disk, so a killed run loses at most the record being
+    written; a torn last line is ignored on reload. Re-opening the same path resumes: :meth:`__contains__`
+    says what is done, so a loop can skip it.
+
+    >>> cache = JsonlCache(path)                      # doctest: +SKIP
+    >>> for item in items:                            # doctest: +SKIP
+    ...     if item.id in cache: continue
+    ...     cache.append({"key": item.id, "answer": ask(item)})
+    """
+
+    def __init__(self, path: str | Path, key_field: str = "key") -> None:
+        self.path = Path(path)
+        self.key_field = key_field
+        self._records: dict[str, dict[str, Any]] = {}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists():
+            self._load()
+
+    def _load(self) -> None:
+        lines = self.path.read_text(encoding="utf-8").splitlines()
+        good: list[str] = []
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                if number == len(lines):  # a torn last line from an interrupted write
+                    break
+                raise ValueError(f"{self.path}: line {number} is not valid JSON: {err.msg}") from err
+            if self.key_field not in record:
+                raise ValueError(f"{self.path}: line {number} has no {self.key_field!r} field")
+            self._records[str(record[self.key_field])] = record
+            good.append(line)
+        if len(good) != sum(1 for line in lines if line.strip()):
+            atomic_write_text(self.path, "".join(g + "\n" for g in good))
+
+    def __contains__(self, key: object) -> bool:
+        return str(key) in self._records
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self._records.values())
+
+    def get(self, key: object, default: Any = None) -> Any:
+        return self._records.get(str(key), default)
+
+    def keys(self) -> list[str]:
+        return list(self._records)
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Write one record (must carry the key field) and flush it to disk."""
+        if self.key_field not in record:
+            raise KeyError(f"record for {self.path} has no {self.key_field!r} field: {sorted(record)}")
+        line = json.dumps(record, ensure_ascii=False, default=_json_default)
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        self._records[str(record[self.key_field])] = record
+
+    def extend(self, records: Iterable[dict[str, Any]]) -> None:
+        for record in records:
+            self.append(record)
+
+
+def save_checkpoint(
+    path: str | Path,
+    *,
+    model: Any = None,
+    optimizer: Any = None,
+    scheduler: Any = None,
+    step: int = 0,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Atomically save model/optimizer/scheduler state, the step, every RNG state and ``extra``.
+
+    Resuming from it with :func:`load_checkpoint` continues the same random stream, so an interrupted run and
+    an uninterrupted one end in the same place.
+    """
+    state: dict[str, Any] = {"step": int(step), "rng": get_rng_state(), "extra": extra or {}}
+    if model is not None:
+        state["model"] = model.state_dict()
+    if optimizer is not None:
+        state["optimizer"] = optimizer.state_dict()
+    if scheduler is not None:
+        state["scheduler"] = scheduler.state_dict()
+    return atomic_torch_save(state, path)
+
+
+def load_checkpoint(
+    path: str | Path,
+    *,
+    model: Any = None,
+    optimizer: Any = None,
+    scheduler: Any = None,
+    restore_rng: bool = True,
+) -> dict[str, Any]:
+    """Load what :func:`save_checkpoint` wrote into the given objects; returns the whole state dict
+    (``state["step"]``, ``state["extra"]``)."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    for name, obj in (("model", model), ("optimizer", optimizer), ("scheduler", scheduler)):
+        if obj is not None:
+            if name not in state:
+                raise KeyError(f"{path}: checkpoint has no {name!r} state")
+            obj.load_state_dict(state[name])
+    if restore_rng:
+        set_rng_state(state["rng"])
+    return state

@@ -1,0 +1,46 @@
+"""pytest plugin (auto-loaded through the ``pytest11`` entry point when paperlab is installed).
+
+Fixtures:
+
+- ``real_data``: a function ``real_data(*parts) -> Path`` for a file or folder under ``PAPERLAB_DATA``.
+  When it is absent the test is skipped with a message naming ``PAPERLAB_DATA``, or fails when
+  ``PAPERLAB_REQUIRE_DATA=1`` (as ``.ci/run`` sets), so CI can never pass by skipping real-data tests.
+- ``tiny_lm``: a session-wide ``(model, tokenizer)`` pair from :func:`paperlab.models.tiny_model_and_tokenizer`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from paperlab.data import ENV_DATA, ENV_REQUIRE, DataUnavailableError, data_path, require_data
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "real_data: needs the real data under PAPERLAB_DATA")
+
+
+@pytest.fixture
+def real_data(request: pytest.FixtureRequest) -> Callable[..., Path]:
+    request.applymarker(pytest.mark.real_data)
+
+    def get(*parts: str) -> Path:
+        try:
+            return data_path(*parts)
+        except DataUnavailableError as err:
+            if require_data():
+                pytest.fail(f"{err} [{ENV_REQUIRE}=1, so missing real data is a failure]", pytrace=False)
+            pytest.skip(f"real data absent; set {ENV_DATA} to run this test ({err})")
+        raise AssertionError("unreachable")
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def tiny_lm() -> tuple[Any, Any]:
+    from paperlab.models import tiny_model_and_tokenizer
+
+    return tiny_model_and_tokenizer()
