@@ -22,7 +22,12 @@ HYDRA_VERSION_BASE = "1.3"
 
 #: Hydra settings injected by :func:`hydra_entry` unless the user gives their own: no output folders, no
 #: change of working directory, logs to stdout.
-_QUIET_HYDRA = ("hydra.output_subdir=null", "hydra.run.dir=.", "hydra/job_logging=stdout", "hydra/hydra_logging=none")
+_QUIET_HYDRA = (
+    "hydra.output_subdir=null",
+    "hydra.run.dir=.",
+    "hydra/job_logging=stdout",
+    "hydra/hydra_logging=none",
+)
 
 
 class ConfigError(ValueError):
@@ -112,7 +117,9 @@ def from_config(cls: type[T], cfg: Any, where: str = "") -> T:
     if dataclasses.is_dataclass(data) and not isinstance(data, type):
         return data  # type: ignore[return-value]
     if not isinstance(data, Mapping):
-        raise ConfigError(f"{where or cls.__name__}: expected a mapping for {cls.__name__}, got {type(data).__name__}")
+        raise ConfigError(
+            f"{where or cls.__name__}: expected a mapping for {cls.__name__}, got {type(data).__name__}"
+        )
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
     unknown = sorted(set(data) - set(fields))
     if unknown:
@@ -152,7 +159,9 @@ def setup_logging(level: int | str = logging.INFO) -> None:
     """Plain ``logging`` to stderr with time, level and logger name; safe to call twice."""
     root = logging.getLogger()
     if not root.handlers:
-        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+        logging.basicConfig(
+            level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"
+        )
     root.setLevel(level)
 
 
@@ -173,7 +182,9 @@ def hydra_entry(package: str, run: Callable[[Any], Any], config_name: str = "con
             if not any(arg.split("=", 1)[0].lstrip("+~") == key for arg in user):
                 sys.argv.append(setting)
 
-        @hydra.main(config_path=f"pkg://{package}.conf", config_name=config_name, version_base=HYDRA_VERSION_BASE)
+        @hydra.main(
+            config_path=f"pkg://{package}.conf", config_name=config_name, version_base=HYDRA_VERSION_BASE
+        )
         def _main(cfg: Any) -> None:
             try:
                 run(cfg)

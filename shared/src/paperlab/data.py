@@ -28,9 +28,11 @@ def repo_root(start: Path | None = None) -> Path | None:
     candidates = [start] if start is not None else [Path.cwd(), Path(__file__).resolve()]
     for begin in candidates:
         for folder in [begin, *begin.parents]:
-            if (folder / "pyproject.toml").is_file() and (folder / "packages").is_dir() and (
-                folder / "shared"
-            ).is_dir():
+            if (
+                (folder / "pyproject.toml").is_file()
+                and (folder / "packages").is_dir()
+                and (folder / "shared").is_dir()
+            ):
                 return folder
     return None
 

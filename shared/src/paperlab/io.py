@@ -42,7 +42,9 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 def atomic_write_json(path: str | Path, obj: Any, indent: int = 2) -> Path:
     """JSON version of :func:`atomic_write_bytes` (UTF-8, non-ASCII kept, keys in insertion order)."""
-    return atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False, default=_json_default) + "\n")
+    return atomic_write_text(
+        path, json.dumps(obj, indent=indent, ensure_ascii=False, default=_json_default) + "\n"
+    )
 
 
 def _json_default(obj: Any) -> Any:

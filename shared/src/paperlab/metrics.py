@@ -42,7 +42,9 @@ def rank_of_target(scores: ArrayLike, targets: ArrayLike, mask: ArrayLike | None
     s = _to_numpy(scores).astype(np.float64)
     t = _to_numpy(targets).astype(np.int64).reshape(-1)
     if s.ndim != 2 or s.shape[0] != t.shape[0]:
-        raise ValueError(f"scores must be (n, candidates) with n == len(targets); got {s.shape} and {t.shape}")
+        raise ValueError(
+            f"scores must be (n, candidates) with n == len(targets); got {s.shape} and {t.shape}"
+        )
     if t.min(initial=0) < 0 or t.max(initial=0) >= s.shape[1]:
         raise ValueError(f"targets must lie in [0, {s.shape[1]}), got range [{t.min()}, {t.max()}]")
     if mask is not None:
@@ -104,7 +106,9 @@ def retrieval_ranks(similarity: ArrayLike) -> np.ndarray:
     return rank_of_target(s, np.arange(s.shape[0]))
 
 
-def retrieval_metrics(similarity: ArrayLike, ks: Sequence[int] = (1, 5, 10), prefix: str = "") -> dict[str, float]:
+def retrieval_metrics(
+    similarity: ArrayLike, ks: Sequence[int] = (1, 5, 10), prefix: str = ""
+) -> dict[str, float]:
     """R@K (in percent, as retrieval papers report), MdR and MnR of the diagonal ranks of ``similarity``.
 
     For text-to-video pass ``sim[text, video]``; for video-to-text pass its transpose, or use
@@ -117,7 +121,9 @@ def retrieval_metrics(similarity: ArrayLike, ks: Sequence[int] = (1, 5, 10), pre
     return out
 
 
-def bidirectional_retrieval_metrics(sim_text_to_item: ArrayLike, ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
+def bidirectional_retrieval_metrics(
+    sim_text_to_item: ArrayLike, ks: Sequence[int] = (1, 5, 10)
+) -> dict[str, float]:
     """:func:`retrieval_metrics` both ways: keys prefixed ``t2v_`` (rows are texts) and ``v2t_``."""
     s = _to_numpy(sim_text_to_item)
     return {**retrieval_metrics(s, ks, "t2v_"), **retrieval_metrics(s.T, ks, "v2t_")}
@@ -126,7 +132,9 @@ def bidirectional_retrieval_metrics(sim_text_to_item: ArrayLike, ks: Sequence[in
 # ----------------------------------------------------------------------------------------------- text
 
 
-def bleu(predictions: Sequence[str], references: Sequence[Sequence[str]] | Sequence[str], tokenize: str = "13a") -> float:
+def bleu(
+    predictions: Sequence[str], references: Sequence[Sequence[str]] | Sequence[str], tokenize: str = "13a"
+) -> float:
     """Corpus BLEU (0-100) with sacrebleu. ``references[i]`` is one string or a list of strings for
     prediction i."""
     import sacrebleu
@@ -149,7 +157,9 @@ def rouge_l(predictions: Sequence[str], references: Sequence[Sequence[str]] | Se
         raise ValueError(f"{len(predictions)} predictions but {len(refs)} reference sets")
     if not refs:
         return 0.0
-    scores = [max(scorer.score(ref, pred)["rougeL"].fmeasure for ref in rs) for pred, rs in zip(predictions, refs)]
+    scores = [
+        max(scorer.score(ref, pred)["rougeL"].fmeasure for ref in rs) for pred, rs in zip(predictions, refs)
+    ]
     return float(np.mean(scores))
 
 

@@ -40,7 +40,7 @@ SAMPLE_TEXTS = [
     "The quick brown fox jumps over the lazy dog.",
     "A tiny language model is built offline so that every test runs without the hub.",
     "Researchers point the same code at a real model when a GPU is available.",
-    "Numbers like 0 1 2 3 4 5 6 7 8 9 and punctuation, such as commas; colons: and quotes \"x\" appear too.",
+    'Numbers like 0 1 2 3 4 5 6 7 8 9 and punctuation, such as commas; colons: and quotes "x" appear too.',
     "Session-based recommendation, key-value caches, alignment and retrieval are among the topics.",
     "She reads the paper, writes the loss, and checks it against a value worked out by hand.",
 ]
@@ -136,7 +136,9 @@ def train_tiny_tokenizer(
         tok = Tokenizer(models.WordLevel(unk_token=SPECIAL_TOKENS["unk"]))
         tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
         tok.decoder = decoders.WordPiece(prefix="##", cleanup=False)
-        trainer = trainers.WordLevelTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False)
+        trainer = trainers.WordLevelTrainer(
+            vocab_size=vocab_size, special_tokens=specials, show_progress=False
+        )
     else:
         raise ValueError(f"train_tiny_tokenizer: kind must be 'bpe' or 'word', got {kind!r}")
     tok.train_from_iterator(corpus, trainer=trainer)
@@ -177,8 +179,18 @@ def tiny_causal_lm(
     from transformers import AutoConfig, AutoModelForCausalLM
 
     config = _tiny_text_config(
-        AutoConfig, vocab_size, tokenizer, layers, hidden, heads, kv_heads, intermediate, max_position, family,
-        attn_implementation, overrides,
+        AutoConfig,
+        vocab_size,
+        tokenizer,
+        layers,
+        hidden,
+        heads,
+        kv_heads,
+        intermediate,
+        max_position,
+        family,
+        attn_implementation,
+        overrides,
     )
     with torch.random.fork_rng():
         torch.manual_seed(seed)
@@ -204,7 +216,17 @@ def tiny_sequence_classifier(
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
     config = _tiny_text_config(
-        AutoConfig, vocab_size, tokenizer, layers, hidden, heads, None, None, max_position, family, "sdpa",
+        AutoConfig,
+        vocab_size,
+        tokenizer,
+        layers,
+        hidden,
+        heads,
+        None,
+        None,
+        max_position,
+        family,
+        "sdpa",
         {"num_labels": num_labels, **overrides},
     )
     with torch.random.fork_rng():
@@ -270,7 +292,9 @@ def tiny_model_and_tokenizer(
     return tiny_causal_lm(tokenizer=tokenizer, **model_kwargs), tokenizer
 
 
-def save_tiny_checkpoint(out_dir: str | Path, texts: Iterable[str] | None = None, **model_kwargs: Any) -> Path:
+def save_tiny_checkpoint(
+    out_dir: str | Path, texts: Iterable[str] | None = None, **model_kwargs: Any
+) -> Path:
     """Write a tiny model + tokenizer with ``save_pretrained`` so that :func:`load_causal_lm` (the real loader)
     can open it like any hub checkout. Returns ``out_dir``."""
     out = Path(out_dir)
@@ -345,18 +369,27 @@ def tiny_open_clip(
     if image_size % patch_size:
         raise ValueError(f"image_size ({image_size}) must be divisible by patch_size ({patch_size})")
     vision = CLIPVisionCfg(
-        layers=vision_layers, width=vision_width, head_width=vision_width // heads, patch_size=patch_size,
+        layers=vision_layers,
+        width=vision_width,
+        head_width=vision_width // heads,
+        patch_size=patch_size,
         image_size=image_size,
     )
     text = CLIPTextCfg(
-        context_length=context_length, vocab_size=vocab_size, width=text_width, heads=heads, layers=text_layers
+        context_length=context_length,
+        vocab_size=vocab_size,
+        width=text_width,
+        heads=heads,
+        layers=text_layers,
     )
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         return CLIP(embed_dim=embed_dim, vision_cfg=vision, text_cfg=text)
 
 
-def load_open_clip(name: str = "ViT-B-32", pretrained: str | None = "openai", **kwargs: Any) -> tuple[Any, Any, Any]:
+def load_open_clip(
+    name: str = "ViT-B-32", pretrained: str | None = "openai", **kwargs: Any
+) -> tuple[Any, Any, Any]:
     """``(model, preprocess, tokenizer)`` from open_clip by config name and pretrained tag (downloads weights)."""
     import open_clip
 

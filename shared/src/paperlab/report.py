@@ -56,7 +56,9 @@ def markdown_table(
     return "\n".join(lines) + "\n"
 
 
-def write_csv(path: str | Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> Path:
+def write_csv(
+    path: str | Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None
+) -> Path:
     """Rows to CSV (atomic write); ``columns`` as in :func:`markdown_table`."""
     cols = list(columns) if columns is not None else (list(rows[0]) if rows else [])
     buffer = io.StringIO()

@@ -1,0 +1,102 @@
+import json
+
+import pytest
+import torch
+from paperlab.io import (
+    JsonlCache,
+    atomic_write_json,
+    atomic_write_text,
+    load_checkpoint,
+    read_json,
+    save_checkpoint,
+)
+from paperlab.seed import seed_everything
+
+
+def test_atomic_write_replaces_whole_file_and_leaves_no_temp(tmp_path):
+    path = tmp_path / "sub" / "a.txt"
+    atomic_write_text(path, "old")
+    atomic_write_text(path, "new")
+    assert path.read_text() == "new"
+    assert [p.name for p in path.parent.iterdir()] == ["a.txt"]
+
+
+def test_atomic_write_keeps_old_file_when_writing_fails(tmp_path):
+    path = tmp_path / "m.json"
+    atomic_write_json(path, {"a": 1})
+    with pytest.raises(TypeError):
+        atomic_write_json(path, {"a": object()})
+    assert json.loads(path.read_text()) == {"a": 1}
+    assert len(list(tmp_path.iterdir())) == 1
+
+
+def test_read_json_names_file_line_and_column(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{\n  "a": 1,\n  oops\n}')
+    with pytest.raises(ValueError, match=r"bad\.json: invalid JSON at line 3, column 3"):
+        read_json(bad)
+
+
+def test_jsonl_cache_resumes_and_tolerates_a_torn_last_line(tmp_path):
+    path = tmp_path / "cache.jsonl"
+    cache = JsonlCache(path)
+    for i in range(3):
+        cache.append({"key": f"k{i}", "value": i})
+    with path.open("a") as handle:  # an interrupted write
+        handle.write('{"key": "k3", "val')
+    again = JsonlCache(path)
+    assert len(again) == 3 and "k2" in again and "k3" not in again
+    assert again.get("k1")["value"] == 1
+    again.append({"key": "k3", "value": 3})
+    assert [r["value"] for r in JsonlCache(path)] == [0, 1, 2, 3]
+
+
+def test_jsonl_cache_rejects_corruption_in_the_middle(tmp_path):
+    path = tmp_path / "c.jsonl"
+    path.write_text('{"key": 1}\nnot json\n{"key": 2}\n')
+    with pytest.raises(ValueError, match="line 2 is not valid JSON"):
+        JsonlCache(path)
+    with pytest.raises(KeyError, match="no 'key' field"):
+        JsonlCache(tmp_path / "d.jsonl").append({"id": 1})
+
+
+def _train(steps, model, opt, start=0):
+    losses = []
+    for _ in range(start, steps):
+        x = torch.randn(8, 4)
+        loss = ((model(x) - x.sum(1, keepdim=True)) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
+def test_checkpoint_resume_equals_uninterrupted_run(tmp_path):
+    seed_everything(0)
+    model = torch.nn.Linear(4, 1)
+    opt = torch.optim.Adam(model.parameters(), lr=0.1)
+    full = _train(10, model, opt)
+    final = model.weight.detach().clone()
+
+    seed_everything(0)
+    model = torch.nn.Linear(4, 1)
+    opt = torch.optim.Adam(model.parameters(), lr=0.1)
+    first = _train(4, model, opt)
+    save_checkpoint(tmp_path / "ck.pt", model=model, optimizer=opt, step=4)
+    _ = torch.randn(100)  # the interrupted process drew more random numbers before dying
+
+    model2 = torch.nn.Linear(4, 1)
+    opt2 = torch.optim.Adam(model2.parameters(), lr=0.1)
+    state = load_checkpoint(tmp_path / "ck.pt", model=model2, optimizer=opt2)
+    rest = _train(10, model2, opt2, start=state["step"])
+    assert first + rest == pytest.approx(full, abs=0)
+    assert torch.equal(model2.weight, final)
+
+
+def test_load_checkpoint_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="checkpoint not found"):
+        load_checkpoint(tmp_path / "none.pt")
+    save_checkpoint(tmp_path / "x.pt", step=1)
+    with pytest.raises(KeyError, match="no 'model' state"):
+        load_checkpoint(tmp_path / "x.pt", model=torch.nn.Linear(1, 1))
