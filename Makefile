@@ -38,7 +38,7 @@ $(HOME)/.local/bin/uv:
 	python3 -m pip install --quiet --user uv
 
 $(SYNCED): uv.lock pyproject.toml shared/pyproject.toml $(wildcard packages/*/pyproject.toml) | $(UV)
-	$(UV) sync --all-packages --frozen --compile-bytecode
+	$(UV) sync --all-packages --frozen --inexact --compile-bytecode
 	@touch $@
 
 setup: $(SYNCED) ## create .venv with every package (uv sync --all-packages --frozen)
@@ -73,7 +73,7 @@ demo: setup ## the main job: every package's tiny end-to-end experiment -> resul
 
 bench: setup ## speed/memory benchmarks of every package -> results/bench/<name>.json
 	@mkdir -p results/bench
-	@for p in $(PACKAGES); do \
+	@for p in paperlab $(PACKAGES); do \
 	  if [ -f benchmarks/$$p/bench.py ]; then echo "== bench $$p"; $(PY) benchmarks/$$p/bench.py; \
 	  else echo "== bench $$p: no benchmark yet"; fi; \
 	done
