@@ -1,8 +1,13 @@
-"""Command line entry point: `python -m unify experiment=<exp>` or `unify-run experiment=<exp>`."""
+"""Command line entry point: ``python -m unify experiment=<exp>`` or ``unify-run experiment=<exp>``."""
 
-import sys
+from paperlab.config import hydra_entry, setup_logging
+
+from unify.experiment import run
 
 
-def main() -> None:
-    print("unify: not yet implemented (see packages/unify/README.md)", file=sys.stderr)
-    sys.exit(0)
+def _run(cfg) -> None:
+    setup_logging()
+    run(cfg)
+
+
+main = hydra_entry("unify", _run)

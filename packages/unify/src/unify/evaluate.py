@@ -1,0 +1,64 @@
+"""Retrieval evaluation of a trained model on a held-out set, both directions, plus lexicon diagnostics."""
+
+from __future__ import annotations
+
+import torch
+from paperlab.metrics import bidirectional_retrieval_metrics
+
+from unify.data import FrameFolderDataset, VideoTextSet
+from unify.model import UnifyModel
+from unify.retrieval import combined_similarity, latent_similarity, lexicon_similarity, top_dimensions
+from unify.text import CaptionTokenizer
+
+
+@torch.no_grad()
+def encode_set(
+    model: UnifyModel,
+    data: VideoTextSet | FrameFolderDataset,
+    tokenizer: CaptionTokenizer,
+    batch_size: int = 128,
+) -> dict[str, torch.Tensor]:
+    """Latent and lexicon vectors of every video and caption of ``data``."""
+    model.eval()
+    out: dict[str, list[torch.Tensor]] = {"v_lat": [], "v_lex": [], "t_lat": [], "t_lex": []}
+    for i in range(0, len(data), batch_size):
+        frames, captions, _ = data.batch(torch.arange(i, min(i + batch_size, len(data))))
+        v_lat, v_lex = model.encode_video(frames)
+        t_lat, t_lex = model.encode_text(*tokenizer.encode(captions))
+        for key, value in zip(("v_lat", "v_lex", "t_lat", "t_lex"), (v_lat, v_lex, t_lat, t_lex)):
+            out[key].append(value)
+    return {k: torch.cat(v) for k, v in out.items()}
+
+
+def lexicon_precision_at_k(
+    lexicon: torch.Tensor, concepts: list[list[str]], tokenizer: CaptionTokenizer, k: int = 5
+) -> float:
+    """Mean fraction of the top-k lexicon dimensions that are content words of the item's own caption."""
+    tops = top_dimensions(lexicon, k)
+    hits = []
+    for row, words in zip(tops.tolist(), concepts):
+        own = set(tokenizer.word_ids(words))
+        hits.append(sum(d in own for d in row) / k)
+    return float(sum(hits) / len(hits))
+
+
+def evaluate(
+    model: UnifyModel, data: VideoTextSet, tokenizer: CaptionTokenizer, latent_weight: float = 0.5
+) -> dict[str, dict[str, float]]:
+    """Retrieval metrics (R@1/5/10, MdR, MnR, both directions) for latent, lexicon and combined scores, and the
+    lexicon diagnostics (precision@5 of caption top dimensions, mean non-zeros per vector)."""
+    enc = encode_set(model, data, tokenizer)
+    s_lat = latent_similarity(enc["t_lat"], enc["v_lat"])
+    s_lex = lexicon_similarity(enc["t_lex"], enc["v_lex"])
+    result = {
+        "latent": bidirectional_retrieval_metrics(s_lat),
+        "lexicon": bidirectional_retrieval_metrics(s_lex),
+        "combined": bidirectional_retrieval_metrics(combined_similarity(s_lat, s_lex, latent_weight)),
+        "lexicon_stats": {
+            "text_precision@5": lexicon_precision_at_k(enc["t_lex"], data.concepts, tokenizer, 5),
+            "video_precision@5": lexicon_precision_at_k(enc["v_lex"], data.concepts, tokenizer, 5),
+            "text_nnz": float((enc["t_lex"] > 0).sum(1).float().mean()),
+            "video_nnz": float((enc["v_lex"] > 0).sum(1).float().mean()),
+        },
+    }
+    return result
