@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 import torch
+
 from paperlab.io import atomic_write_json, atomic_write_text
 from paperlab.report import markdown_table, results_dir
 from unify.retrieval import LexiconIndex

@@ -3,6 +3,7 @@ import sys
 import textwrap
 
 import pytest
+
 from paperlab.config import ConfigError, compose, from_config, require
 
 

@@ -1,7 +1,8 @@
 """Data root resolution and the real_data fixture's skip / fail behaviour."""
 
-import paperlab
 import pytest
+
+import paperlab
 from paperlab.data import DataUnavailableError, data_path, data_root, repo_root
 
 pytest_plugins = ["pytester"]

@@ -1,5 +1,6 @@
 import pytest
 import torch
+
 from paperlab.device import Timer, peak_memory_bytes, pick_device, pick_dtype, tensor_bytes
 
 

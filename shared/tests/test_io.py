@@ -2,6 +2,7 @@ import json
 
 import pytest
 import torch
+
 from paperlab.io import (
     JsonlCache,
     atomic_write_json,

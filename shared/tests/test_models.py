@@ -1,5 +1,6 @@
 import pytest
 import torch
+
 from paperlab.models import (
     SAMPLE_TEXTS,
     load_causal_lm,

@@ -1,4 +1,5 @@
 import pytest
+
 from paperlab.workspace import read_status, summarize
 
 

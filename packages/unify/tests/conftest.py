@@ -1,5 +1,6 @@
 import pytest
 import torch
+
 from unify.data import SyntheticVideoConfig, make_synthetic_split, synthetic_vocabulary
 from unify.model import ModelConfig, UnifyModel, build_clip
 from unify.text import CaptionTokenizer

@@ -1,4 +1,5 @@
 import pytest
+
 from paperlab.config import ConfigError, compose
 from unify.experiment import load_config
 

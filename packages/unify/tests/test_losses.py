@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+
 from unify.losses import activation_loss, contrastive_loss, flops_loss, self_distillation_loss
 
 

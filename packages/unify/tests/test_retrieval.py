@@ -1,5 +1,6 @@
 import pytest
 import torch
+
 from paperlab.metrics import bidirectional_retrieval_metrics
 from unify.retrieval import (
     LexiconIndex,

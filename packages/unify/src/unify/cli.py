@@ -1,7 +1,6 @@
 """Command line entry point: ``python -m unify experiment=<exp>`` or ``unify-run experiment=<exp>``."""
 
 from paperlab.config import hydra_entry, setup_logging
-
 from unify.experiment import run
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from paperlab.config import require
 
 COLOURS: dict[str, tuple[int, int, int]] = {

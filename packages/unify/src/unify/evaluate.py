@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import torch
-from paperlab.metrics import bidirectional_retrieval_metrics
 
+from paperlab.metrics import bidirectional_retrieval_metrics
 from unify.data import FrameFolderDataset, VideoTextSet
 from unify.model import UnifyModel
 from unify.retrieval import combined_similarity, latent_similarity, lexicon_similarity, top_dimensions

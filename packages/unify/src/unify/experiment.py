@@ -8,11 +8,11 @@ import logging
 from typing import Any
 
 import torch
+
 from paperlab.config import from_config, require
 from paperlab.io import atomic_write_text
 from paperlab.report import markdown_table, plot_bars, plot_lines, results_dir, write_results
 from paperlab.seed import seed_everything
-
 from unify.data import (
     FrameFolderDataset,
     SyntheticVideoConfig,

@@ -19,10 +19,10 @@ import dataclasses
 from collections.abc import Sequence
 
 import torch
-from paperlab.config import require
 from torch import nn
 from torch.nn import functional as F
 
+from paperlab.config import require
 from unify.data import validate_frames
 
 IMAGE_MEAN = (0.48145466, 0.4578275, 0.40821073)  # CLIP's normalisation

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from paperlab.config import require
-from paperlab.io import load_checkpoint, save_checkpoint
 from tqdm.auto import tqdm
 
+from paperlab.config import require
+from paperlab.io import load_checkpoint, save_checkpoint
 from unify.data import FrameFolderDataset, VideoTextSet
 from unify.losses import activation_loss, contrastive_loss, flops_loss, self_distillation_loss
 from unify.model import UnifyModel
