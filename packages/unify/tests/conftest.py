@@ -32,3 +32,12 @@ def make_model(tokenizer):
         )
 
     return build
+
+
+@pytest.fixture(scope="session")
+def mini_splits():
+    """A cheaper world for training tests: 16x16 frames, 2 frames (4 patches of 8x8 per frame)."""
+    world = SyntheticVideoConfig(
+        image_size=16, num_frames=2, object_size=5, step_px=2, train_videos=800, test_videos=128, align=0
+    )
+    return make_synthetic_split(world, "train", 0), make_synthetic_split(world, "test", 0)

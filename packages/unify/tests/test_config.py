@@ -10,10 +10,13 @@ def test_tiny_config_validates():
     assert cfg.variants == ["latent", "lexicon", "unify"]
 
 
-@pytest.mark.parametrize("exp", ["msrvtt_paper", "didemo_paper"])
+@pytest.mark.parametrize(
+    "exp", ["msrvtt_paper", "msrvtt_b16_paper", "didemo_paper", "activitynet_paper", "msvd_paper"]
+)
 def test_paper_configs_load_and_validate_without_downloading(exp):
     cfg = load_config(compose("unify", [f"experiment={exp}"]))
-    assert cfg.model.backbone == "ViT-B-32" and cfg.model.pretrained == "openai"
+    assert cfg.model.backbone in ("ViT-B-32", "ViT-B-16") and cfg.model.pretrained == "openai"
+    assert cfg.model.image_size % cfg.model.patch_size == 0 and cfg.name == exp
     assert cfg.tokenizer == "clip" and cfg.data.kind == "frames"
     assert cfg.train.backbone_lr_scale == pytest.approx(1e-3)
     assert cfg.data.num_frames <= cfg.model.max_frames

@@ -25,7 +25,7 @@ def test_compositional_split(small_world, splits):
     assert len(held) == 8  # one shape per colour (25% of 4 shapes)
     assert all(not (_pairs(c) & held) for c in train.concepts)
     assert all(_pairs(c) & held for c in test.concepts)
-    assert train.frames.shape == (1200, 4, 3, 32, 32) and train.frames.dtype == torch.uint8
+    assert train.frames.shape == (1200, 3, 3, 32, 32) and train.frames.dtype == torch.uint8
     caption = train.captions[0].split(" and ")
     assert len(caption) == 2 and all(len(part.split()) == 4 for part in caption)
 
@@ -33,12 +33,27 @@ def test_compositional_split(small_world, splits):
 def test_rendering_draws_the_named_colour_and_moves():
     from unify.data import render_video
 
-    cfg = SyntheticVideoConfig()
+    cfg = SyntheticVideoConfig(num_frames=4, object_size=9, step_px=3, align=0)
     video = render_video([("red", "square", "right")], [(5, 2)], cfg)
     assert video.shape == (4, 3, 32, 32)
     assert tuple(video[0, :, 6, 3]) == (230, 40, 40)
     cols = [np.nonzero(video[f, 0].any(0))[0].min() for f in range(4)]
     assert cols == [2, 5, 8, 11]  # 3 px per frame to the right
+
+
+def test_aligned_world_puts_each_object_on_the_patch_grid(splits):
+    train, _ = splits  # the default world: 8x8 objects on the 8-px grid, moving one patch per frame
+    assert train.frames.shape[1:] == (3, 3, 32, 32)
+    lit = train.frames[:50].amax(2) > 0  # (videos, frames, H, W): any channel on
+    patches = lit.unflatten(2, (4, 8)).unflatten(4, (4, 8))  # (videos, frames, 4, 8, 4, 8)
+    per_patch = patches.sum((3, 5))  # lit pixels per 8x8 patch
+    # every object stays inside one patch in every frame and objects never overlap: a patch's lit-pixel count
+    # is one whole shape's (circle 52, square 64, triangle 32, cross 28) or 0; two objects per video per frame
+    from unify.data import SHAPES, _mask
+
+    sizes = {int(_mask(s, 8).sum()) for s in SHAPES}
+    assert set(per_patch.unique().tolist()) == sizes | {0}
+    assert ((per_patch > 0).sum((2, 3)) == 2).all()
 
 
 def test_split_bad_input():

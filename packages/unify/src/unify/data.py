@@ -48,13 +48,16 @@ class SyntheticVideoConfig:
     """The synthetic world. ``heldout_fraction`` of the (colour, shape) pairs never appear in training."""
 
     image_size: int = 32
-    num_frames: int = 4
+    num_frames: int = 3
     objects_per_video: int = 2
-    object_size: int = 9
-    step_px: int = 3
+    object_size: int = 8
+    step_px: int = 8
     heldout_fraction: float = 0.25
     train_videos: int = 3000
     test_videos: int = 500
+    align: int = (
+        8  # > 0: positions snap to multiples of `align` px (e.g. the patch size: one object per patch)
+    )
 
     def __post_init__(self) -> None:
         require(self.image_size >= 16, "data.image_size", self.image_size, "an int >= 16")
@@ -71,6 +74,7 @@ class SyntheticVideoConfig:
             0 < self.heldout_fraction < 1, "data.heldout_fraction", self.heldout_fraction, "a float in (0, 1)"
         )
         require(self.train_videos > 0 and self.test_videos > 0, "data.train_videos", self.train_videos, "> 0")
+        require(self.align >= 0, "data.align", self.align, "an int >= 0 (0: free placement)")
 
 
 @dataclasses.dataclass
@@ -172,7 +176,29 @@ def _start(motion: str, cfg: SyntheticVideoConfig, rng: np.random.Generator) -> 
         if dc < 0
         else (0, cfg.image_size - cfg.object_size - travel * abs(dc))
     )
+    if cfg.align > 0:  # snap to the grid, staying inside the frame for the whole motion
+        lo_r, hi_r = -(-lo_r // cfg.align) * cfg.align, hi_r // cfg.align * cfg.align
+        lo_c, hi_c = -(-lo_c // cfg.align) * cfg.align, hi_c // cfg.align * cfg.align
+        rows, cols = range(lo_r, hi_r + 1, cfg.align), range(lo_c, hi_c + 1, cfg.align)
+        return int(rows[rng.integers(len(rows))]), int(cols[rng.integers(len(cols))])
     return int(rng.integers(lo_r, hi_r + 1)), int(rng.integers(lo_c, hi_c + 1))
+
+
+def _collide(
+    objects: list[tuple[str, str, str]], starts: list[tuple[int, int]], cfg: SyntheticVideoConfig
+) -> bool:
+    """True when two objects' boxes intersect in some frame."""
+    s = cfg.object_size
+    for f in range(cfg.num_frames):
+        boxes = []
+        for (_, _, motion), (r0, c0) in zip(objects, starts):
+            dr, dc = MOTIONS[motion]
+            boxes.append((r0 + dr * cfg.step_px * f, c0 + dc * cfg.step_px * f))
+        for i in range(len(boxes)):
+            for j in range(i):
+                if abs(boxes[i][0] - boxes[j][0]) < s and abs(boxes[i][1] - boxes[j][1]) < s:
+                    return True
+    return False
 
 
 def caption_of(objects: list[tuple[str, str, str]]) -> str:
@@ -203,6 +229,12 @@ def make_synthetic_split(cfg: SyntheticVideoConfig, split: str, seed: int = 0) -
         order = rng.permutation(len(pairs))
         objects = [(*pairs[i], list(MOTIONS)[rng.integers(len(MOTIONS))]) for i in order]
         starts = [_start(m, cfg, rng) for _, _, m in objects]
+        for _ in range(100):  # objects never overlap in any frame (a caption names every object fully)
+            if not _collide(objects, starts, cfg):
+                break
+            starts = [_start(m, cfg, rng) for _, _, m in objects]
+        else:
+            continue
         frames.append(render_video(objects, starts, cfg))
         captions.append(caption_of(objects))
         concepts.append([w for o in objects for w in o])

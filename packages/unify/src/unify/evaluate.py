@@ -20,13 +20,14 @@ def encode_set(
 ) -> dict[str, torch.Tensor]:
     """Latent and lexicon vectors of every video and caption of ``data``."""
     model.eval()
+    device = next(model.parameters()).device
     out: dict[str, list[torch.Tensor]] = {"v_lat": [], "v_lex": [], "t_lat": [], "t_lex": []}
     for i in range(0, len(data), batch_size):
         frames, captions, _ = data.batch(torch.arange(i, min(i + batch_size, len(data))))
-        v_lat, v_lex = model.encode_video(frames)
-        t_lat, t_lex = model.encode_text(*tokenizer.encode(captions))
-        for key, value in zip(("v_lat", "v_lex", "t_lat", "t_lex"), (v_lat, v_lex, t_lat, t_lex)):
-            out[key].append(value)
+        ids, lengths = tokenizer.encode(captions)
+        encoded = model(frames.to(device), ids.to(device), lengths.to(device))
+        for key, value in zip(("v_lat", "v_lex", "t_lat", "t_lex"), encoded):
+            out[key].append(value.float().cpu())
     return {k: torch.cat(v) for k, v in out.items()}
 
 

@@ -43,8 +43,9 @@ class ModelConfig:
     heads: int = 4
     embed_dim: int = 32
     context_length: int = 16
-    shared_layers: int = 2
+    shared_layers: int = 1
     max_frames: int = 16
+    temporal_init_std: float = 0.0  # 0: zero-init (keeps a pretrained CLIP's per-frame features at the start)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -78,6 +79,7 @@ class UnifyModel(nn.Module):
         shared_layers: int,
         special_ids: Sequence[int],
         max_frames: int = 16,
+        temporal_init_std: float = 0.0,
     ) -> None:
         super().__init__()
         visual = clip.visual
@@ -103,8 +105,9 @@ class UnifyModel(nn.Module):
         self.t_latent_top = nn.ModuleList(t_blocks[shared_layers:])
         self.t_lexicon_top = copy.deepcopy(self.t_latent_top)
         v_width, t_width = visual.conv1.out_channels, clip.token_embedding.embedding_dim
-        # zero-initialised, so a pretrained CLIP starts from its own per-frame features
-        self.temporal_embedding = nn.Parameter(torch.zeros(max_frames, v_width))
+        # zero-initialised by default, so a pretrained CLIP starts from its own per-frame features; a randomly
+        # initialised backbone learns frame order faster from a random start (temporal_init_std > 0)
+        self.temporal_embedding = nn.Parameter(torch.randn(max_frames, v_width) * temporal_init_std)
         self.v_lexicon_head = nn.Sequential(nn.LayerNorm(v_width), nn.Linear(v_width, vocab_size))
         self.t_lexicon_head = nn.Sequential(nn.LayerNorm(t_width), nn.Linear(t_width, vocab_size))
         concept = torch.ones(vocab_size, dtype=torch.bool)
@@ -128,6 +131,19 @@ class UnifyModel(nn.Module):
         if valid is not None:
             weights = weights * valid[..., None]
         return weights * self.concept_mask
+
+    def forward(
+        self, frames: torch.Tensor, ids: torch.Tensor, lengths: torch.Tensor, with_logit_scales: bool = False
+    ) -> tuple[torch.Tensor, ...]:
+        """``(video latent, video lexicon, text latent, text lexicon)`` of a batch of pairs, plus the two
+        contrastive logit scales ``exp(s)`` clamped at 100 (latent, lexicon) as a (2,) tensor when
+        ``with_logit_scales``. One call, so a DistributedDataParallel wrapper sees every parameter used."""
+        v_lat, v_lex = self.encode_video(frames)
+        t_lat, t_lex = self.encode_text(ids, lengths)
+        if not with_logit_scales:
+            return v_lat, v_lex, t_lat, t_lex
+        scales = torch.stack([self.latent_logit_scale, self.lexicon_logit_scale]).exp().clamp(max=100)
+        return v_lat, v_lex, t_lat, t_lex, scales
 
     def encode_video(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         validate_frames(frames, self.image_size)

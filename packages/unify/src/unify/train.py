@@ -9,16 +9,24 @@ lexicon branch is trained to *activate* the caption's concept dimensions (:func:
 afterwards cross-modal lexicon contrast and the FLOPS penalty *suppress* irrelevant dimensions, the activation
 term kept at ``activation_weight_stage2``. Checkpoints are atomic and a rerun resumes from the last one with the
 same random stream, so an interrupted run ends where the uninterrupted one does.
+
+Scale-out: on one process the loop runs on the best device (CUDA when present, bf16 autocast there). Under
+``torchrun`` or ``accelerate launch`` (``WORLD_SIZE > 1``) each process joins the process group, the model is
+wrapped in DistributedDataParallel, every rank draws its own batches, and the embeddings of all ranks are gathered
+(with gradients) before the contrastive terms, so the negatives are the global batch as in CLIP4Clip.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import os
 from pathlib import Path
 from typing import Literal
 
 import torch
+import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from paperlab.config import require
@@ -37,11 +45,11 @@ VARIANTS: tuple[str, ...] = ("latent", "lexicon", "unify")
 
 @dataclasses.dataclass
 class TrainConfig:
-    steps: int = 600
+    steps: int = 300
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 0.01
-    stage1_steps: int = 150
+    stage1_steps: int = 100
     activation_weight: float = 1.0
     activation_weight_stage2: float = 0.2
     lexicon_contrast_weight: float = 1.0
@@ -93,8 +101,47 @@ def concept_targets(concepts: list[list[str]], tokenizer: CaptionTokenizer) -> t
     return targets
 
 
+def setup_distributed() -> tuple[torch.device, int, int]:
+    """``(device, rank, world_size)``; joins the process group when launched with ``WORLD_SIZE > 1``."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    if torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        return torch.device("cuda", local), rank, world
+    return torch.device("cpu"), rank, world
+
+
+class _GatherWithGrad(torch.autograd.Function):
+    """all_gather whose backward sums the gradients of every rank and returns this rank's slice."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, x.contiguous())
+        ctx.rows = x.shape[0]
+        return torch.cat(parts, 0)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad)
+        start = dist.get_rank() * ctx.rows
+        return grad[start : start + ctx.rows]
+
+
+def gather_across_ranks(x: torch.Tensor) -> torch.Tensor:
+    """Concatenate ``x`` (B, ...) of every rank along dim 0 (same B on every rank), keeping gradients;
+    identity on one process."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return x
+    return _GatherWithGrad.apply(x)
+
+
 def unify_loss(
-    model: UnifyModel,
+    model: UnifyModel | torch.nn.Module,
     frames: torch.Tensor,
     ids: torch.Tensor,
     lengths: torch.Tensor,
@@ -103,25 +150,28 @@ def unify_loss(
     step: int,
     cfg: TrainConfig,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """The loss of one batch (frames float in [0, 1]) for ``variant`` at ``step``, and its parts (for logging)."""
-    v_lat, v_lex = model.encode_video(frames)
-    t_lat, t_lex = model.encode_text(ids, lengths)
+    """The loss of one batch (frames float in [0, 1]) for ``variant`` at ``step``, and its parts (for logging).
+    ``model`` may be wrapped in DistributedDataParallel; embeddings are gathered over ranks."""
+    core: UnifyModel = getattr(model, "module", model)
+    *encoded, scales = model(frames, ids, lengths, with_logit_scales=True)
+    v_lat, v_lex, t_lat, t_lex = (gather_across_ranks(x) for x in encoded)
+    targets = gather_across_ranks(targets)
     parts: dict[str, torch.Tensor] = {}
-    lat_logits = model.latent_logit_scale.exp().clamp(max=100) * latent_similarity(t_lat, v_lat)
-    lex_logits = model.lexicon_logit_scale.exp().clamp(max=100) * lexicon_similarity(t_lex, v_lex)
+    lat_logits = scales[0] * latent_similarity(t_lat, v_lat)
+    lex_logits = scales[1] * lexicon_similarity(t_lex, v_lex)
     if variant in ("latent", "unify"):
         parts["nce_latent"] = contrastive_loss(lat_logits)
     if variant in ("lexicon", "unify"):
         stage1 = step < cfg.stage1_steps
-        act = activation_loss(t_lex, targets, model.concept_mask) + activation_loss(
-            v_lex, targets, model.concept_mask
+        act = activation_loss(t_lex, targets, core.concept_mask) + activation_loss(
+            v_lex, targets, core.concept_mask
         )
         parts["activation"] = (cfg.activation_weight if stage1 else cfg.activation_weight_stage2) * act
         if not stage1:
             parts["nce_lexicon"] = cfg.lexicon_contrast_weight * contrastive_loss(lex_logits)
             parts["flops"] = cfg.flops_weight * (flops_loss(t_lex) + flops_loss(v_lex))
             if variant == "unify" and cfg.distill_weight > 0:
-                sd = torch.zeros(())
+                sd = torch.zeros((), device=lat_logits.device)
                 if cfg.distill_direction in ("lat2lex", "mutual"):
                     sd = sd + self_distillation_loss(lex_logits, lat_logits, cfg.distill_tau)
                 if cfg.distill_direction in ("lex2lat", "mutual"):
@@ -143,7 +193,9 @@ def train(
     """Train ``model`` in place; returns the per-step loss log. Resumes from ``checkpoint`` when it exists."""
     if variant not in VARIANTS:
         raise ValueError(f"variant={variant!r}: expected one of {VARIANTS}")
-    torch.manual_seed(cfg.seed)
+    device, rank, world = setup_distributed()
+    model.to(device)
+    torch.manual_seed(cfg.seed + rank)  # every rank draws its own batches
     groups = parameter_groups(model, cfg)
     optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
@@ -156,19 +208,30 @@ def train(
         state = load_checkpoint(ckpt, model=model, optimizer=optimizer, scheduler=schedule)
         start, history = state["step"], state["extra"]["history"]
         log.info("resumed %s from %s at step %d", variant, ckpt, start)
+    net: torch.nn.Module = model
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True
+        )
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+    )
     model.train()
     bar = tqdm(
         range(start, cfg.steps),
         desc=f"unify[{variant}]",
-        disable=not progress,
+        disable=not progress or rank != 0,
         initial=start,
         total=cfg.steps,
     )
     for step in bar:
         frames, captions, concepts = data.batch(torch.randint(len(data), (cfg.batch_size,)))
         ids, lengths = tokenizer.encode(captions)
-        targets = concept_targets(concepts, tokenizer)
-        loss, parts = unify_loss(model, frames, ids, lengths, targets, variant, step, cfg)
+        targets = concept_targets(concepts, tokenizer).to(device)
+        with autocast:
+            loss, parts = unify_loss(
+                net, frames.to(device), ids.to(device), lengths.to(device), targets, variant, step, cfg
+            )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -178,7 +241,7 @@ def train(
         if step % 20 == 0:
             bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
         done = step + 1
-        if ckpt is not None and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
+        if rank == 0 and ckpt is not None and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
             save_checkpoint(
                 ckpt,
                 model=model,
