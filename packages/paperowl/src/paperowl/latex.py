@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+# pylatexenc logs every tolerated parse error at WARNING; they are expected on real papers.
+logging.getLogger("pylatexenc").setLevel(logging.ERROR)
 
 #: File names tried first when looking for a paper's main file.
 MAIN_NAMES = ("main.tex", "paper.tex", "ms.tex")
@@ -26,8 +28,26 @@ _MACRO_DEF_RE = re.compile(
 _DEF_RE = re.compile(r"\\def\s*\\([A-Za-z]+)\s*\{")
 #: Commands a paper's macros must never shadow: the parser relies on their meaning.
 _PROTECTED = {
-    "section", "subsection", "subsubsection", "paragraph", "caption", "label", "ref", "cref", "Cref", "autoref",
-    "includegraphics", "begin", "end", "input", "include", "item", "cite", "citep", "citet", "subfloat",
+    "section",
+    "subsection",
+    "subsubsection",
+    "paragraph",
+    "caption",
+    "label",
+    "ref",
+    "cref",
+    "Cref",
+    "autoref",
+    "includegraphics",
+    "begin",
+    "end",
+    "input",
+    "include",
+    "item",
+    "cite",
+    "citep",
+    "citet",
+    "subfloat",
 }
 
 
@@ -95,7 +115,9 @@ def find_main_file(folder: str | Path) -> Path | None:
         if candidate.is_file() and "\\documentclass" in _read(candidate):
             return candidate
     roots = [
-        p for p in sorted(folder.glob("*.tex")) if "\\documentclass" in (t := _read(p)) and "\\begin{document}" in t
+        p
+        for p in sorted(folder.glob("*.tex"))
+        if "\\documentclass" in (t := _read(p)) and "\\begin{document}" in t
     ]
     return max(roots, key=lambda p: p.stat().st_size) if roots else None
 
@@ -146,12 +168,16 @@ def flatten(main: str | Path, root: str | Path | None = None) -> FlatSource:
                 pos = match.end()
                 target = _resolve_input(root, name)
                 if target is None:
-                    warning = SourceWarning(where[0], number, f"\\{match.group(1)}{{{name}}}: file not found; skipped")
+                    warning = SourceWarning(
+                        where[0], number, f"\\{match.group(1)}{{{name}}}: file not found; skipped"
+                    )
                     warnings.append(warning)
                     log.warning("%s", warning)
                     continue
                 if target.resolve() in stack or len(stack) > _MAX_DEPTH:
-                    warnings.append(SourceWarning(where[0], number, f"\\{match.group(1)}{{{name}}}: recursive input"))
+                    warnings.append(
+                        SourceWarning(where[0], number, f"\\{match.group(1)}{{{name}}}: recursive input")
+                    )
                     continue
                 emit(pending, where)
                 pending = ""
@@ -234,7 +260,9 @@ class Command:
     closed: bool
 
 
-def find_commands(text: str, names: str, nargs: int = 1, start: int = 0, end: int | None = None) -> list[Command]:
+def find_commands(
+    text: str, names: str, nargs: int = 1, start: int = 0, end: int | None = None
+) -> list[Command]:
     """Every ``\\<name>`` (regex alternation ``names``) in ``text[start:end]`` with up to ``nargs`` brace
     arguments. An argument that does not close within the range gives ``closed=False``."""
     stop = len(text) if end is None else end
@@ -279,9 +307,12 @@ class Environment:
     end: int | None
 
 
-def find_environments(text: str, names: str, start: int = 0, end: int | None = None) -> list[Environment]:
+def find_environments(
+    text: str, names: str, start: int = 0, end: int | None = None, nestable: bool = True
+) -> list[Environment]:
     """Outermost environments whose name matches regex ``names`` (nested ones of the same name are matched
-    by depth). An unclosed one is returned with ``end=None``."""
+    by depth). An unclosed one is returned with ``end=None``. With ``nestable=False`` (floats, which LaTeX
+    never nests) a ``\\begin`` while another is open marks the open one as unclosed."""
     stop = len(text) if end is None else end
     pattern = re.compile(r"\\(begin|end)\s*\{(" + names + r")\}")
     out: list[Environment] = []
@@ -289,6 +320,10 @@ def find_environments(text: str, names: str, start: int = 0, end: int | None = N
     for match in pattern.finditer(text, start, stop):
         kind, name = match.group(1), match.group(2)
         if kind == "begin":
+            if stack and not nestable:
+                name0, begin0, body0 = stack[0]
+                out.append(Environment(name0, begin0, body0, None, None))
+                stack.clear()
             stack.append((name, match.start(), match.end()))
         elif stack and stack[-1][0] == name:
             env_name, begin, body = stack.pop()
@@ -360,6 +395,27 @@ def _end_of_args(text: str, pos: int, nargs: int) -> int:
 
 # ----------------------------------------------------------------------------------------------- text
 
+#: One-argument commands whose argument is kept as text (pylatexenc drops some of them by default).
+_KEEP_ARGUMENT = (
+    "texttt",
+    "textsf",
+    "textrm",
+    "textsc",
+    "textup",
+    "textnormal",
+    "textmd",
+    "mbox",
+    "hbox",
+    "num",
+    "url",
+    "nolinkurl",
+    "SI",
+    "si",
+    "code",
+    "path",
+    "nth",
+)
+
 
 def latex_to_text(latex: str) -> str:
     """Plain text of a LaTeX fragment with :mod:`pylatexenc` (math kept as written, citations dropped,
@@ -368,14 +424,17 @@ def latex_to_text(latex: str) -> str:
 
     cleaned = re.sub(r"\\(?:cite[tp]?|citealp|citeauthor|citeyear)\*?(?:\[[^\]]*\])*\{[^{}]*\}", "", latex)
     cleaned = re.sub(r"\\label\{[^{}]*\}", "", cleaned)
-    db = get_default_latex_context_db().filter_context(keep_categories=None)
+    cleaned = re.sub(r"\\figurename(?![A-Za-z])\s*", "Figure ", cleaned)
+    cleaned = re.sub(r"\\tablename(?![A-Za-z])\s*", "Table ", cleaned)
+    cleaned = re.sub(r"\\xspace(?![A-Za-z])", "", cleaned)
+    db = get_default_latex_context_db()
     db.add_context_category(
-        "paperowl", prepend=True, macros=[MacroTextSpec("num", "%(1)s"), MacroTextSpec("url", "%(1)s")]
+        "paperowl", prepend=True, macros=[MacroTextSpec(name, "%(1)s") for name in _KEEP_ARGUMENT]
     )
     try:
-        text = LatexNodes2Text(latex_context=db, math_mode="verbatim", strict_latex_spaces=True).latex_to_text(
-            cleaned, tolerant_parsing=True
-        )
+        text = LatexNodes2Text(
+            latex_context=db, math_mode="verbatim", strict_latex_spaces=True
+        ).latex_to_text(cleaned, tolerant_parsing=True)
     except Exception:  # pylatexenc can still fail on pathological input; fall back to a crude strip
         text = re.sub(r"\\[A-Za-z]+\*?", " ", cleaned).replace("{", "").replace("}", "")
     return re.sub(r"\s+", " ", text).strip()

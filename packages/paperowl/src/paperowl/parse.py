@@ -25,7 +25,7 @@ from paperowl.latex import (
 FLOAT_ENVS = r"figure\*?|table\*?|deluxetable\*?|wrapfigure|wraptable|longtable|sidewaysfigure|sidewaystable"
 SUBFIGURE_ENVS = r"subfigure|subtable|minipage"
 TABULAR_ENVS = r"tabular\*?|tabularx|tabulary|longtable|deluxetable\*?|array"
-REF_COMMANDS = r"ref|cref|Cref|autoref|Autoref|subref|vref|Vref|fref|Fref|figref|tabref"
+REF_COMMANDS = r"ref|eqref|cref|Cref|autoref|Autoref|subref|vref|Vref|fref|Fref|figref|tabref"
 SECTION_RE = re.compile(r"\\(section|subsection|subsubsection)\*?\s*(?:\[[^\]]*\])?\s*\{")
 _GRAPHICS = r"includegraphics|plotone|epsfig|epsfbox"
 
@@ -105,11 +105,12 @@ def parse_paper(source: FlatSource, name: str) -> Paper:
     diagrams: list[Diagram] = []
     counters = {"figure": 0, "table": 0}
     body = text
-    for env in find_environments(text, FLOAT_ENVS, start, stop):
+    envs = find_environments(text, FLOAT_ENVS, start, stop, nestable=False)
+    for i, env in enumerate(envs):
         if env.end is None:
             source.warn(env.start, f"\\begin{{{env.name}}} is never closed; diagram skipped")
-            body = _blank(body, env.start, stop)
-            break
+            body = _blank(body, env.start, envs[i + 1].start if i + 1 < len(envs) else env.body_start)
+            continue
         body = _blank(body, env.start, env.end)
         kind = "table" if "table" in env.name else "figure"
         counters[kind] += 1
@@ -117,6 +118,10 @@ def parse_paper(source: FlatSource, name: str) -> Paper:
         if diagram is not None:
             diagrams.append(diagram)
     label_map = _label_map(diagrams, text, start, stop)
+    for diagram in diagrams:  # captions may refer to other floats, sections or equations
+        diagram.caption = latex_to_text(
+            render_refs(expand_macros(diagram.caption_latex, macros), label_map)[0]
+        )
     paragraphs, sections = _paragraphs(source, body, start, stop, label_map, macros)
     return Paper(
         name=name,
@@ -167,7 +172,9 @@ def _parse_float(source: FlatSource, env, kind: str, number: int, paper: str, ma
                     latex_to_text(expand_macros(sub_caps[0].args[0], macros)) if sub_caps else ""
                 )
     for command in find_commands(text, "subfloat|subcaptionbox", nargs=1, start=body_start, end=body_end):
-        caption = command.optional if command.name == "subfloat" else (command.args[0] if command.args else "")
+        caption = (
+            command.optional if command.name == "subfloat" else (command.args[0] if command.args else "")
+        )
         for label in re.findall(r"\\label\{([^{}]*)\}", caption or ""):
             sub_labels.append(label.strip())
             subcaptions[label.strip()] = latex_to_text(expand_macros(caption or "", macros))
@@ -205,7 +212,11 @@ def _label_map(diagrams: list[Diagram], text: str, start: int, stop: int) -> dic
     out: dict[str, tuple[str, str, str]] = {}
     for diagram in diagrams:
         for i, label in enumerate(diagram.labels):
-            suffix = "" if i == 0 or label not in diagram.subcaptions else chr(ord("a") + list(diagram.subcaptions).index(label))
+            suffix = (
+                ""
+                if i == 0 or label not in diagram.subcaptions
+                else chr(ord("a") + list(diagram.subcaptions).index(label))
+            )
             out[label] = (diagram.id, diagram.kind, diagram.number + suffix)
     counters = [0, 0, 0]
     for match in SECTION_RE.finditer(text, start, stop):
@@ -215,7 +226,9 @@ def _label_map(diagrams: list[Diagram], text: str, start: int, stop: int) -> dic
         after = text[match.end() : match.end() + 400]
         label = re.match(r"[^{}]*(?:\{[^{}]*\}[^{}]*)*\}\s*\\label\{([^{}]*)\}", after)
         if label:
-            out.setdefault(label.group(1).strip(), ("", "section", ".".join(str(c) for c in counters[: depth + 1])))
+            out.setdefault(
+                label.group(1).strip(), ("", "section", ".".join(str(c) for c in counters[: depth + 1]))
+            )
     return out
 
 
@@ -246,6 +259,8 @@ def render_refs(latex: str, label_map: dict[str, tuple[str, str, str]]) -> tuple
                 printed.append(f"{short} {number}")
             elif command.name in ("Cref", "autoref", "Autoref", "Fref", "Vref") and long:
                 printed.append(f"{long} {number}")
+            elif command.name == "eqref":
+                printed.append(f"({number})")
             elif command.name == "subref" and number[-1:].isalpha():
                 printed.append(f"({number[-1]})")
             else:
@@ -276,8 +291,8 @@ def _paragraphs(source: FlatSource, body: str, start: int, stop: int, label_map,
             if not raw.strip():
                 continue
             offset = chunk_start + para.start() + (len(raw) - len(raw.lstrip()))
-            latex, refs = render_refs(raw, label_map)
-            text = latex_to_text(expand_macros(latex, macros))
+            latex, refs = render_refs(expand_macros(raw, macros), label_map)
+            text = latex_to_text(latex)
             if not re.search(r"[A-Za-z]{2,}", text):
                 continue
             file, line = source.where(offset)

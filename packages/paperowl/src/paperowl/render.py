@@ -97,9 +97,21 @@ def _eps_to_image(path: Path, dpi: float) -> Image.Image:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "page.png"
         subprocess.run(
-            [gs, "-q", "-dSAFER", "-dBATCH", "-dNOPAUSE", "-dEPSCrop", "-sDEVICE=png16m", f"-r{int(dpi)}",
-             f"-sOutputFile={out}", str(path)],
-            check=True, capture_output=True, timeout=60,
+            [
+                gs,
+                "-q",
+                "-dSAFER",
+                "-dBATCH",
+                "-dNOPAUSE",
+                "-dEPSCrop",
+                "-sDEVICE=png16m",
+                f"-r{int(dpi)}",
+                f"-sOutputFile={out}",
+                str(path),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
         )
         with Image.open(out) as opened:
             return opened.convert("RGB")
@@ -124,7 +136,10 @@ def render_table(latex: str, dpi: float = 150.0, timeout_s: float = 60.0) -> Ima
         tex.write_text(_TABLE_DOC % latex, encoding="utf-8")
         result = subprocess.run(
             ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", tex.name],
-            cwd=tmp, capture_output=True, timeout=timeout_s, check=False,
+            cwd=tmp,
+            capture_output=True,
+            timeout=timeout_s,
+            check=False,
         )
         pdf = Path(tmp) / "table.pdf"
         if result.returncode != 0 or not pdf.is_file():
