@@ -1,0 +1,136 @@
+"""Asking a backend every question once, with a JSONL answer cache that makes runs resumable.
+
+Every answer is appended (and flushed) to the cache the moment it arrives, under the key
+``(model, item id, prompt hash)``. A rerun asks only what is missing, so an interrupted run resumes without
+asking anything twice, and re-scoring a cache (:func:`replies_from_cache`) needs no model at all. A changed
+prompt (another template or data version) changes the hash, so stale answers are never reused.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from paperlab.io import JsonlCache
+from roleinteract.backends import Backend, Query
+from roleinteract.data import GROUP_CATEGORIES, Item
+from roleinteract.prompts import build_prompt, prompt_hash
+from roleinteract.scoring import extract_options, score_reply
+
+log = logging.getLogger(__name__)
+
+
+class CacheMissError(LookupError):
+    """Re-scoring asked for an answer the cache does not hold."""
+
+
+def cache_key(model: str, item_id: str, prompt: str) -> str:
+    return f"{model}|{item_id}|{prompt_hash(prompt)}"
+
+
+def ask_all(
+    backend: Backend, items: Sequence[Item], cache_path: str | Path, *, progress: bool = True
+) -> dict[str, str]:
+    """Replies of ``backend`` to every item (item id -> reply text), asking only what the cache lacks."""
+    cache = JsonlCache(cache_path)
+    queries = [Query(item, build_prompt(item)) for item in items]
+    keys = [cache_key(backend.name, q.item.item_id, q.prompt) for q in queries]
+    pending = [i for i, key in enumerate(keys) if key not in cache]
+    if len(pending) < len(queries):
+        log.info(
+            "%s: %d of %d answers found in %s",
+            backend.name,
+            len(queries) - len(pending),
+            len(queries),
+            cache_path,
+        )
+    if pending:
+        bar = tqdm(total=len(pending), desc=backend.name, unit="q", disable=not progress, leave=False)
+        for j, reply in backend.iter_answers([queries[i] for i in pending]):
+            i = pending[j]
+            cache.append(
+                {
+                    "key": keys[i],
+                    "model": backend.name,
+                    "item_id": queries[i].item.item_id,
+                    "prompt_hash": prompt_hash(queries[i].prompt),
+                    "reply": reply,
+                }
+            )
+            bar.update(1)
+        bar.close()
+    return {q.item.item_id: cache.get(key)["reply"] for q, key in zip(queries, keys, strict=True)}
+
+
+def replies_from_cache(cache_path: str | Path, model: str, items: Sequence[Item]) -> dict[str, str]:
+    """The cached replies of ``model`` to ``items`` without any backend; a missing answer is an error naming it."""
+    cache = JsonlCache(cache_path)
+    out = {}
+    for item in items:
+        key = cache_key(model, item.item_id, build_prompt(item))
+        record = cache.get(key)
+        if record is None:
+            have = ", ".join(cached_models(cache_path)) or "none"
+            raise CacheMissError(
+                f"{cache_path}: no answer of {model!r} to {item.item_id} (key {key}); models in this cache: "
+                f"{have}. Run without rescore_only=true to ask the missing questions."
+            )
+        out[item.item_id] = record["reply"]
+    return out
+
+
+def cached_models(cache_path: str | Path) -> list[str]:
+    return sorted({record["model"] for record in JsonlCache(cache_path)})
+
+
+def score_replies(items: Sequence[Item], replies: dict[str, str]) -> dict[str, float | None]:
+    return {item.item_id: score_reply(replies[item.item_id], item) for item in items}
+
+
+# ----------------------------------------------------------------------------------------- group level
+
+
+def without_group_context(item: Item) -> Item:
+    """The same group question with the other characters' conversation removed: only the last turn (the one
+    the agent must answer) stays. Used to measure how much the group moves the agent's choice."""
+    return replace(item, item_id=f"{item.item_id}#solo", dialogue=item.dialogue[-1:])
+
+
+def preference_drift(
+    backend: Backend, items: Sequence[Item], cache_path: str | Path, *, progress: bool = True
+) -> dict[str, dict[str, float | int]]:
+    """Group-level drift per social-preference polarity.
+
+    Each group item is asked twice: with the full multi-character conversation and with only its last turn
+    (:func:`without_group_context`). Reports, per category, ``n``, the score with and without the group (x 100),
+    ``drift`` = with - without, and ``flip_rate`` = % of items whose first chosen option changes.
+    """
+    group = [it for it in items if it.category in GROUP_CATEGORIES]
+    if not group:
+        return {}
+    solo = [without_group_context(it) for it in group]
+    with_group = ask_all(backend, group, cache_path, progress=progress)
+    alone = ask_all(backend, solo, cache_path, progress=progress)
+    out: dict[str, dict[str, float | int]] = {}
+    for category in GROUP_CATEGORIES:
+        pairs = [(g, s) for g, s in zip(group, solo, strict=True) if g.category == category]
+        if not pairs:
+            continue
+        sg = [score_reply(with_group[g.item_id], g) or 0.0 for g, _ in pairs]
+        ss = [score_reply(alone[s.item_id], s) or 0.0 for _, s in pairs]
+        flips = sum(
+            (extract_options(with_group[g.item_id])[:1] != extract_options(alone[s.item_id])[:1])
+            for g, s in pairs
+        )
+        out[category] = {
+            "n": len(pairs),
+            "with_group": 100.0 * sum(sg) / len(pairs),
+            "without_group": 100.0 * sum(ss) / len(pairs),
+            "drift": 100.0 * (sum(sg) - sum(ss)) / len(pairs),
+            "flip_rate": 100.0 * flips / len(pairs),
+        }
+    return out
