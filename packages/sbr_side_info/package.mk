@@ -1,0 +1,21 @@
+EXPERIMENTS += sbr_side_info-sample sbr_side_info-synthetic sbr_side_info-repro sbr_side_info-diginetica sbr_side_info-paper sbr_side_info-fetch
+DEMO_sbr_side_info := sbr_side_info-sample
+
+.PHONY: sbr_side_info-sample sbr_side_info-synthetic sbr_side_info-repro sbr_side_info-diginetica sbr_side_info-paper sbr_side_info-fetch
+sbr_side_info-fetch: setup ## fetch MovieLens-100k (genres) from the recbole wheel on PyPI into .cache (never committed)
+	$(PY) -c "from sbr_side_info.movielens import fetch_movielens; print(fetch_movielens())"
+
+sbr_side_info-sample: setup ## all 7 models on the real Diginetica sample + MovieLens-100k sessions (CPU, ~2 min; make demo)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(PY) -m sbr_side_info experiment=sample
+
+sbr_side_info-synthetic: setup ## sparse vs dense item IDs: side-info models vs their ID-only twins (CPU, ~5 min)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(PY) -m sbr_side_info experiment=synthetic
+
+sbr_side_info-repro: setup ## SR-GNN/NARM/STAMP/GRU4Rec on full Diginetica, Tmall, Nowplaying vs published (CPU, hours; resumes)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(PY) -m sbr_side_info experiment=repro $(if $(MODELS),'models=[$(MODELS)]')
+
+sbr_side_info-diginetica: setup ## raw CIKM Cup 2016 Diginetica through the SR-GNN protocol, all models (DATA=<folder>)
+	$(PY) -m sbr_side_info experiment=dataset $(if $(DATA),'datasets=[{name: diginetica, loader: diginetica, paths: [$(DATA)/train-item-views.csv, $(DATA)/products.csv, $(DATA)/product-categories.csv]}]')
+
+sbr_side_info-paper: setup ## paper scale on a GPU: Diginetica, YooChoose 1/64, Tmall, RetailRocket raw files (DATA_DIR=)
+	$(if $(DATA_DIR),cd $(DATA_DIR) &&) $(abspath $(PY)) -m sbr_side_info experiment=repro_paper

@@ -1,0 +1,280 @@
+"""The experiments: ``repro`` (published numbers on the GCE-GNN splits), ``sample`` (real Diginetica sample +
+MovieLens-100k with genres), ``synthetic`` (when side information helps), ``dataset`` (any raw data set, point and run).
+
+Every experiment trains each model with the same loop and evaluates with the same full-ranking protocol, writes
+``results/sbr_side_info/<name>/{metrics.json, results.md, results.csv}`` and a metric-vs-epoch (or vs sparsity) plot.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from paperlab.config import ConfigError, from_config, require
+from paperlab.data import data_path
+from paperlab.report import plot_lines, results_dir, write_results
+from sbr_side_info import loaders
+from sbr_side_info.models import MODELS, SIDE_INFO_MODELS, TWIN
+from sbr_side_info.movielens import fetch_movielens
+from sbr_side_info.preprocess import ProtocolConfig, load_prepared, prepare, save_prepared
+from sbr_side_info.published import published_for
+from sbr_side_info.schema import Prepared
+from sbr_side_info.synthetic import SyntheticConfig, synthetic_prepared
+from sbr_side_info.train import TrainConfig, train_model
+
+log = logging.getLogger(__name__)
+
+KINDS = ("repro", "sample", "synthetic", "dataset")
+LOADERS = ("diginetica", "yoochoose", "session_rec", "tmall", "retailrocket", "amazon", "movielens")
+
+
+@dataclass
+class DatasetSpec:
+    """A raw data set for ``kind=dataset``: ``loader`` in :data:`LOADERS` and its files (``paths``), or a GCE-GNN
+    folder for ``kind=repro`` (``loader: gce_gnn``)."""
+
+    name: str = "diginetica"
+    loader: str = "gce_gnn"
+    paths: list[str] = field(default_factory=list)
+    protocol: dict[str, Any] = field(default_factory=dict)  # per-data-set overrides of ProtocolConfig fields
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.protocol) - set(ProtocolConfig.__dataclass_fields__))
+        require(
+            not unknown,
+            "protocol",
+            unknown,
+            f"fields of ProtocolConfig ({', '.join(ProtocolConfig.__dataclass_fields__)})",
+        )
+        require(
+            self.loader in (*LOADERS, "gce_gnn"),
+            "loader",
+            self.loader,
+            f"one of {', '.join(LOADERS)}, gce_gnn",
+        )
+
+
+@dataclass
+class ExperimentConfig:
+    name: str = "sample"
+    kind: str = "sample"
+    models: list[str] = field(default_factory=lambda: list(MODELS))
+    datasets: list[DatasetSpec] = field(default_factory=list)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    items_per_cell: list[int] = field(default_factory=lambda: [2, 10, 40])  # synthetic sparsity sweep
+    movielens: bool = True  # sample: also MovieLens-100k (fetched from the RecBole wheel on PyPI)
+    movielens_max_session: int = 20  # sample: keep the first N ratings of a MovieLens session
+    checkpoints: bool = True  # repro/dataset: per-model epoch checkpoints (resume after an interruption)
+
+    def __post_init__(self) -> None:
+        require(self.kind in KINDS, "kind", self.kind, f"one of {', '.join(KINDS)}")
+        require(bool(self.models), "models", self.models, "at least one model")
+        for m in self.models:
+            require(m in MODELS, "models", m, f"models from {', '.join(MODELS)}")
+        require(
+            all(n >= 1 for n in self.items_per_cell), "items_per_cell", self.items_per_cell, "values >= 1"
+        )
+
+
+# ------------------------------------------------------------------------------------------------ data
+
+
+def _prepared_cached(spec: DatasetSpec, protocol: ProtocolConfig, out: Path) -> Prepared:
+    protocol = ProtocolConfig(**{**protocol.__dict__, **spec.protocol})
+    if spec.loader == "gce_gnn":
+        folder = Path(spec.paths[0]) if spec.paths else data_path("sbr", "gce-gnn", spec.name)
+        data = loaders.load_gce_gnn(folder, valid_portion=protocol.valid_portion, seed=protocol.seed)
+        data.name = spec.name
+        return data
+    cache = out / f"prepared-{spec.name}.json"
+    if cache.is_file():
+        log.info("%s: prepared split from %s", spec.name, cache)
+        return load_prepared(cache)
+    paths = [Path(p) for p in spec.paths]
+    if not paths:
+        raise ConfigError(f"datasets.{spec.name}.paths: expected the data files for loader {spec.loader!r}")
+    load = {
+        "diginetica": lambda: loaders.load_diginetica(*paths[:3]),
+        "yoochoose": lambda: loaders.load_yoochoose(*paths[:2]),
+        "session_rec": lambda: loaders.load_session_rec(paths[0], spec.name),
+        "tmall": lambda: loaders.load_tmall(paths[0]),
+        "retailrocket": lambda: loaders.load_retailrocket(paths[0], paths[1:]),
+        "amazon": lambda: loaders.load_amazon(*paths[:2]),
+        "movielens": lambda: loaders.load_movielens_atomic(paths[0]),
+    }[spec.loader]
+    data = prepare(load(), protocol)
+    data.name = spec.name
+    save_prepared(data, cache)
+    return data
+
+
+def _movielens(cfg: ExperimentConfig) -> Prepared | None:
+    try:
+        folder = fetch_movielens()
+    except Exception as err:  # network or index trouble: the sample still runs on Diginetica
+        log.warning(
+            "MovieLens-100k unavailable (%s); run `make sbr_side_info-fetch` with network access", err
+        )
+        return None
+    raw = loaders.load_movielens_atomic(folder)
+    for s in raw.sessions:
+        n = cfg.movielens_max_session
+        s.items, s.times, s.behaviours = s.items[:n], s.times[:n], s.behaviours[:n]
+    protocol = ProtocolConfig(**{**cfg.protocol.__dict__, "test_days": 30.0})
+    return prepare(raw, protocol)
+
+
+def _sample_data(cfg: ExperimentConfig) -> list[Prepared]:
+    out = [
+        prepare(
+            loaders.load_diginetica(data_path("sbr", "diginetica-sample", "sample_train-item-views.csv")),
+            cfg.protocol,
+        )
+    ]
+    if cfg.movielens:
+        ml = _movielens(cfg)
+        if ml is not None:
+            out.append(ml)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ runs
+
+
+def _runnable(model: str, data: Prepared) -> str | None:
+    """Why ``model`` cannot run on ``data`` (None if it can)."""
+    if model in ("FusionGRU4Rec", "CoHHN") and data.item_category is None:
+        return "no item categories in this data"
+    return None
+
+
+def run_models(cfg: ExperimentConfig, data: Prepared, out: Path, tag: str = "") -> list[dict[str, Any]]:
+    rows = []
+    for model in cfg.models:
+        why = _runnable(model, data)
+        if why:
+            log.info("%s on %s: skipped (%s)", model, data.name, why)
+            continue
+        ckpt = str(out / "checkpoints" / f"{data.name}{tag}-{model}.pt") if cfg.checkpoints else ""
+        train_cfg = TrainConfig(**{**cfg.train.__dict__, "checkpoint": ckpt})
+        result = train_model(model, data, train_cfg)
+        rows.append(
+            {
+                "data": data.name + tag,
+                "model": model,
+                "side_info": model in SIDE_INFO_MODELS,
+                **{f"test {k}": v for k, v in result["test"].items()},
+                "best-epoch P@20": result["best_test"]["HR@20"],
+                "best-epoch MRR@20": result["best_test"]["MRR@20"],
+                "best_epoch": result["best_epoch"],
+                "epochs": len(result["history"]),
+                "s/epoch": result["seconds_per_epoch"],
+                "samples/s": result["samples_per_s"],
+                "history": result["history"],
+            }
+        )
+    return rows
+
+
+def _plot_history(rows: list[dict[str, Any]], out: Path) -> None:
+    for data in sorted({r["data"] for r in rows}):
+        series = {r["model"]: [h["valid"]["HR@20"] for h in r["history"]] for r in rows if r["data"] == data}
+        longest = max(len(v) for v in series.values())
+        plot_lines(
+            out / f"epochs-{data}.png",
+            list(range(1, longest + 1)),
+            series,
+            xlabel="epoch",
+            ylabel="validation HR@20 (%)",
+            title=f"{data}: HR@20 vs epoch",
+        )
+
+
+COLUMNS = [
+    "data",
+    "model",
+    "side_info",
+    "test HR@10",
+    "test MRR@10",
+    "test NDCG@10",
+    "test HR@20",
+    "test MRR@20",
+    "test NDCG@20",
+    "best_epoch",
+    "epochs",
+    "s/epoch",
+    "samples/s",
+]
+
+
+def run(cfg_in: Any) -> dict[str, Any]:
+    try:
+        cfg = from_config(ExperimentConfig, cfg_in)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(str(err)) from err
+    out = results_dir("sbr_side_info", cfg.name)
+    rows: list[dict[str, Any]] = []
+    notes = ""
+    columns = list(COLUMNS)
+    if cfg.kind == "synthetic":
+        for ipc in cfg.items_per_cell:
+            data = synthetic_prepared(SyntheticConfig(**{**cfg.synthetic.__dict__, "items_per_cell": ipc}))
+            data.name = f"synthetic-{ipc}perCell"
+            rows += run_models(cfg, data, out)
+        sweep = {m: [r["test HR@20"] for r in rows if r["model"] == m] for m in cfg.models}
+        plot_lines(
+            out / "sparsity.png",
+            cfg.items_per_cell,
+            {m: v for m, v in sweep.items() if v},
+            xlabel="items per (category, price) cell (ID sparsity)",
+            ylabel="test HR@20 (%)",
+            title="When side information helps",
+            logx=True,
+        )
+        gains = []
+        for side, twin in TWIN.items():
+            for ipc in cfg.items_per_cell:
+                a = [r for r in rows if r["model"] == side and r["data"].startswith(f"synthetic-{ipc}p")]
+                b = [r for r in rows if r["model"] == twin and r["data"].startswith(f"synthetic-{ipc}p")]
+                if a and b:
+                    gains.append(
+                        f"{side} - {twin} at {ipc}/cell: {a[0]['test HR@20'] - b[0]['test HR@20']:+.2f} HR@20"
+                    )
+        notes = "Side-information gain over the ID-only twin:\n\n" + "\n".join(f"- {g}" for g in gains)
+    else:
+        if cfg.kind == "sample":
+            datasets = _sample_data(cfg)
+        else:
+            require(bool(cfg.datasets), "datasets", cfg.datasets, "at least one data set")
+            datasets = [_prepared_cached(spec, cfg.protocol, out) for spec in cfg.datasets]
+        for data in datasets:
+            log.info("%s: %s", data.name, data.stats)
+            rows += run_models(cfg, data, out)
+        if cfg.kind == "repro":
+            columns += ["paper P@20", "paper MRR@20", "paper"]
+            for r in rows:
+                pub = published_for(r["data"], r["model"])
+                if pub:
+                    src, p20, m20 = pub[0]
+                    r.update({"paper P@20": p20, "paper MRR@20": m20, "paper": src})
+            notes = (
+                "`best-epoch` columns follow the official SR-GNN script (best test value of each metric over "
+                "epochs); `test` columns are at the best validation epoch."
+            )
+            columns += ["best-epoch P@20", "best-epoch MRR@20"]
+    _plot_history([r for r in rows if r["history"]], out)
+    table = [{k: v for k, v in r.items() if k != "history"} for r in rows]
+    write_results(
+        out,
+        {"experiment": cfg.name, "kind": cfg.kind, "rows": rows},
+        rows=table,
+        columns=columns,
+        title=f"sbr_side_info: {cfg.name}",
+        notes=notes,
+    )
+    print((out / "results.md").read_text())
+    return {"rows": rows, "out": str(out)}
