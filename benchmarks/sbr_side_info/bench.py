@@ -102,6 +102,7 @@ def bench_quality_vs_peer(data: Prepared) -> list[dict]:
                 text=True,
                 env=env,
                 timeout=3600,
+                cwd=tmp,
             )
             line = next((x for x in proc.stdout.splitlines()[::-1] if x.startswith("{")), None)
             if proc.returncode != 0 or line is None:

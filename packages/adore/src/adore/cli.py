@@ -1,8 +1,12 @@
-"""Command line entry point: `python -m adore experiment=<exp>` or `adore-run experiment=<exp>`."""
+"""Command line entry point: ``python -m adore experiment=<exp>`` or ``adore-run experiment=<exp>``."""
 
-import sys
+from adore.experiment import run
+from paperlab.config import hydra_entry, setup_logging
 
 
-def main() -> None:
-    print("adore: not yet implemented (see packages/adore/README.md)", file=sys.stderr)
-    sys.exit(0)
+def _run(cfg) -> None:
+    setup_logging()
+    run(cfg)
+
+
+main = hydra_entry("adore", _run)

@@ -103,11 +103,12 @@ def train_model(name: str, data: Prepared, cfg: TrainConfig) -> dict[str, Any]:
                 bar.set_postfix(loss=f"{total / seen:.3f}")
         scheduler.step()
         valid = evaluate(model, data, valid_cases, cfg.ks, cfg.eval_batch_size, cfg.device)
-        test = (
-            evaluate(model, data, data.test, cfg.ks, cfg.eval_batch_size, cfg.device)
-            if (cfg.eval_test_every_epoch)
-            else None
-        )
+        test = None
+        if cfg.eval_test_every_epoch:
+            same = valid_cases is data.test  # no validation split (the official SR-GNN protocol)
+            test = (
+                valid if same else evaluate(model, data, data.test, cfg.ks, cfg.eval_batch_size, cfg.device)
+            )
         row = {
             "epoch": epoch + 1,
             "loss": total / seen,

@@ -1,0 +1,154 @@
+"""The ADORE controller: a lightweight scorer of every token's importance for the coming query, trained on oracle
+top-K labels from the frozen LM's full attention; it decides both what to release and what to rebuild.
+
+Features of token j at step t (all computable without its K/V, so released tokens can be scored too): the frozen LM's
+input embeddings of token j and of its predecessor j-1, the embedding of the query token (release: the newest token
+x_t, whose successor will attend next; rebuild: the incoming token x_t, whose own query is next), their products, and
+the distance log(1 + t - j). A two-layer MLP per mode maps them to a logit; BCE against the label "j is among the
+top-K keys of the target query's attention (mean over layers and heads)".
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+from adore.cache import ReleasableCache
+from adore.decode import full_attention_map
+from adore.policies import Observation, Policy
+from paperlab.config import require
+
+log = logging.getLogger(__name__)
+MODES = ("release", "rebuild")
+
+
+class Controller(nn.Module):
+    """``score(positions, ids, step, mode) -> logits (n,)``; the LM's embedding table is copied and frozen."""
+
+    def __init__(self, embedding: torch.Tensor, dim: int = 64) -> None:
+        super().__init__()
+        self.register_buffer("emb", embedding.detach().clone(), persistent=True)
+        e = embedding.shape[1]
+        self.proj = nn.Linear(e, dim, bias=False)
+        self.heads = nn.ModuleDict(
+            {m: nn.Sequential(nn.Linear(5 * dim + 1, dim), nn.GELU(), nn.Linear(dim, 1)) for m in MODES}
+        )
+
+    def features(self, positions: torch.Tensor, ids: torch.Tensor, step: int) -> torch.Tensor:
+        prev = ids[(positions - 1).clamp(min=0)]
+        prev = torch.where(positions > 0, prev, torch.zeros_like(prev))
+        tok, pre = self.proj(self.emb[ids[positions]]), self.proj(self.emb[prev])
+        query = self.proj(self.emb[ids[step]]).expand_as(tok)
+        dist = torch.log1p((step - positions).clamp(min=0).float())[:, None]
+        return torch.cat([tok, pre, query, tok * query, pre * query, dist], dim=-1)
+
+    def score(self, positions: torch.Tensor, ids: torch.Tensor, step: int, mode: str) -> torch.Tensor:
+        return self.heads[mode](self.features(positions, ids, step)).squeeze(-1)
+
+    @torch.no_grad()
+    def pick_rebuild(
+        self, cache: ReleasableCache, ids: torch.Tensor, step: int, limit: int, threshold: float = 0.5
+    ) -> torch.Tensor:
+        """Indices into the released pool of at most ``limit`` tokens predicted needed by the incoming query."""
+        if cache.released_positions.numel() == 0:
+            return torch.empty(0, dtype=torch.long)
+        p = torch.sigmoid(self.score(cache.released_positions, ids, step, "rebuild"))
+        top = torch.topk(p, min(limit, p.numel()))
+        return top.indices[top.values > threshold]
+
+
+@dataclass
+class AdorePolicy(Policy):
+    """Release by the controller's ``release`` head (sinks and the newest token always kept)."""
+
+    controller: Controller | None = None
+    name = "adore"
+    sinks: int = 1
+
+    def score(self, obs: Observation) -> torch.Tensor:
+        with torch.no_grad():
+            return self.controller.score(obs.positions, obs.extra["ids"], obs.step, "release")
+
+
+@dataclass
+class ControllerConfig:
+    dim: int = 64
+    top_k: int = 4  # label: the top-K keys of the target query's attention
+    sequences: int = 256
+    epochs: int = 4
+    lr: float = 3e-3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        require(self.top_k >= 1, "top_k", self.top_k, ">= 1")
+        require(self.sequences >= 1, "sequences", self.sequences, ">= 1")
+
+
+def oracle_labels(attn: torch.Tensor, t_target: int, top_k: int) -> torch.Tensor:
+    """``(t_target,)`` 0/1: the top-K keys among positions < t_target of query ``t_target``'s attention."""
+    row = attn[t_target, :t_target]
+    labels = torch.zeros(t_target)
+    labels[torch.topk(row, min(top_k, t_target)).indices] = 1.0
+    return labels
+
+
+def collect(
+    model: Any, sequences: torch.Tensor, top_k: int
+) -> list[tuple[torch.Tensor, int, str, torch.Tensor]]:
+    """Training examples ``(ids, step, mode, labels over positions < ...)`` from full-attention maps."""
+    examples = []
+    for ids in sequences:
+        attn = full_attention_map(model, ids)
+        n = ids.numel()
+        for t in range(1, n - 1):
+            examples.append((ids, t, "release", oracle_labels(attn, t + 1, top_k)[: t + 1]))
+            examples.append((ids, t, "rebuild", oracle_labels(attn, t, top_k)))
+    return examples
+
+
+def train_controller(
+    model: Any, sequences: torch.Tensor, cfg: ControllerConfig, progress: bool = True
+) -> Controller:
+    """Fit the controller on oracle labels (the LM stays frozen)."""
+    torch.manual_seed(cfg.seed)
+    controller = Controller(model.get_input_embeddings().weight, cfg.dim)
+    examples = collect(model, sequences, cfg.top_k)
+    opt = torch.optim.Adam(controller.parameters(), lr=cfg.lr)
+    g = torch.Generator().manual_seed(cfg.seed)
+    for epoch in range(cfg.epochs):
+        order = torch.randperm(len(examples), generator=g).tolist()
+        total = 0.0
+        for i in tqdm(order, desc=f"controller epoch {epoch + 1}", disable=not progress, leave=False):
+            ids, t, mode, labels = examples[i]
+            positions = torch.arange(labels.numel())
+            logits = controller.score(positions, ids, t, mode)
+            pos_weight = (labels.numel() - labels.sum()) / labels.sum().clamp(min=1)
+            loss = F.binary_cross_entropy_with_logits(logits, labels, pos_weight=pos_weight)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.item()
+        log.info("controller epoch %d: BCE %.4f", epoch + 1, total / len(examples))
+    return controller.eval()
+
+
+@torch.no_grad()
+def recall_at_k(scorer: Any, model: Any, sequences: torch.Tensor, top_k: int, mode: str = "rebuild") -> float:
+    """Mean fraction of the oracle top-K recovered by ``scorer``'s top-K (``scorer(positions, ids, t) -> scores``)."""
+    hits, total = 0.0, 0
+    for ids in sequences:
+        attn = full_attention_map(model, ids)
+        for t in range(top_k + 1, ids.numel() - 1):
+            target = t if mode == "rebuild" else t + 1
+            labels = oracle_labels(attn, target, top_k)
+            positions = torch.arange(labels.numel())
+            chosen = torch.topk(scorer(positions, ids, t), top_k).indices
+            hits += float(labels[chosen].sum()) / top_k
+            total += 1
+    return hits / total

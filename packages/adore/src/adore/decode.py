@@ -1,0 +1,207 @@
+"""The decode loop with release and rebuild (teacher-forced, batch 1), explicit positions and a custom mask.
+
+Per step: (1) the controller (if any) picks up to ``rebuild`` released tokens to rebuild; (2) one forward feeds the
+rebuilt tokens (at their ORIGINAL positions, RoPE positions preserved) together with the new token, under a mask in
+which every query sees exactly the keys at positions <= its own; (3) the policy scores the cached tokens and the cache
+keeps the ``budget`` best. The cache therefore never holds more than ``budget + rebuild + 1`` tokens during a forward
+and ``budget`` after it. With ``budget >= sequence length`` nothing is released and the loop equals the full cache.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from adore.cache import ReleasableCache
+from adore.policies import FullCache, Observation, Policy, select
+from paperlab.config import require
+
+SUPPORTED_FAMILIES = ("llama", "qwen2", "mistral")
+
+
+@dataclass
+class DecodeConfig:
+    """budget: tokens kept after each step; sinks / recent: always kept; rebuild: R, released tokens rebuilt per
+    step (needs a controller); prefill: prompt tokens processed in one forward before token-by-token decoding."""
+
+    budget: int = 32
+    sinks: int = 0
+    recent: int = 1
+    rebuild: int = 0
+    prefill: int = 1
+
+    def __post_init__(self) -> None:
+        require(self.budget >= 1, "budget", self.budget, ">= 1")
+        require(self.sinks >= 0 and self.recent >= 1, "recent", self.recent, ">= 1 (the newest token stays)")
+        require(self.rebuild >= 0, "rebuild", self.rebuild, ">= 0")
+        require(
+            self.budget >= self.sinks + self.recent + self.rebuild,
+            "budget",
+            self.budget,
+            f">= sinks + recent + rebuild = {self.sinks + self.recent + self.rebuild}",
+        )
+        require(self.prefill >= 1, "prefill", self.prefill, ">= 1")
+
+
+def check_model(model: Any) -> None:
+    family = getattr(model.config, "model_type", "?")
+    if family not in SUPPORTED_FAMILIES:
+        raise ValueError(
+            f"model family {family!r} is not supported; expected one of {', '.join(SUPPORTED_FAMILIES)}"
+        )
+
+
+def cache_kwargs(model: Any, cache: Any) -> dict[str, Any]:
+    """``{"cache": cache}`` on transformers versions whose forward takes ``cache`` (5.24+), else
+    ``{"past_key_values": cache}``."""
+    import inspect
+
+    params = inspect.signature(model.forward).parameters
+    return {"cache": cache} if "cache" in params else {"past_key_values": cache}
+
+
+def causal_mask(
+    key_positions: torch.Tensor, query_positions: torch.Tensor, dtype: torch.dtype
+) -> torch.Tensor:
+    """Additive mask ``(1, 1, q, k)``: 0 where key position <= query position, else -inf."""
+    allowed = key_positions[None, :] <= query_positions[:, None]
+    mask = torch.zeros(allowed.shape, dtype=dtype)
+    mask.masked_fill_(~allowed, torch.finfo(dtype).min)
+    return mask[None, None]
+
+
+def pooled_attention(attentions: tuple[torch.Tensor, ...], rows: slice | int = -1) -> torch.Tensor:
+    """Mean over layers and heads of the attention rows ``rows`` (default: the newest query) -> ``(k,)``."""
+    stacked = torch.stack([a[0, :, rows] for a in attentions])  # (layers, heads, [q,] k)
+    while stacked.dim() > 1:
+        stacked = stacked.mean(0)
+    return stacked
+
+
+@torch.no_grad()
+def full_attention_map(model: Any, ids: torch.Tensor) -> torch.Tensor:
+    """``(T, T)``: row t = attention of query t over positions (mean over layers and heads), full cache."""
+    out = model(ids[None], output_attentions=True)
+    return torch.stack([a[0] for a in out.attentions]).mean(dim=(0, 1))
+
+
+@torch.no_grad()
+def run_sequence(
+    model: Any,
+    ids: torch.Tensor,
+    policy: Policy,
+    cfg: DecodeConfig,
+    controller: Any = None,
+    future: torch.Tensor | None = None,
+) -> dict[str, Any]:
+    """Teacher-forced pass over ``ids`` (1-D) with a releasing cache.
+
+    Returns ``logits (T-1, vocab)`` (row t predicts token t+1), ``cache_sizes`` (after each step), ``max_in_forward``
+    (largest cache + query length seen) and ``rebuilt`` (positions rebuilt, per step).
+    ``future``: the full-attention map (needed by the oracle policy).
+    """
+    check_model(model)
+    if policy.needs_attention and model.config._attn_implementation != "eager":
+        raise ValueError(
+            f"policy {policy.name!r} reads attention weights: load the model with attn_implementation='eager'"
+        )
+    if cfg.rebuild and controller is None:
+        raise ValueError("rebuild > 0 needs a controller to choose the tokens to rebuild")
+    full = isinstance(policy, FullCache)
+    need_attention = policy.needs_attention
+    dtype = next(model.parameters()).dtype
+    cache = ReleasableCache()
+    n = ids.numel()
+    p = min(cfg.prefill, n)
+    out = model(
+        ids[None, :p],
+        position_ids=torch.arange(p)[None],
+        use_cache=True,
+        output_attentions=need_attention,
+        **cache_kwargs(model, cache),
+    )
+    cache.record(ids[:p], torch.arange(p))
+    logits = [out.logits[0]]
+    attention_sum = torch.zeros(cache.size)
+    extra: dict[str, Any] = {}
+    prompt_attn = None
+    if need_attention:
+        prompt_attn = torch.stack([a[0] for a in out.attentions]).mean(dim=(0, 1))  # (p, p)
+        attention_sum = prompt_attn.sum(0)
+        window = getattr(policy, "window", None)
+        if window is not None:
+            obs_scores = prompt_attn[-window:].sum(0)
+            k = getattr(policy, "kernel", 1)
+            pooled = torch.nn.functional.max_pool1d(obs_scores[None, None], k, stride=1, padding=k // 2)[0, 0]
+            extra["prompt_scores"] = {i: float(pooled[i]) for i in range(p)}
+    sizes, rebuilt_log = [], []
+    max_in_forward = p
+
+    def release(step: int, last_attention: torch.Tensor | None) -> None:
+        nonlocal attention_sum
+        if full or cache.size <= cfg.budget:
+            return
+        obs = Observation(
+            cache.positions,
+            cache.token_ids,
+            last_attention,
+            attention_sum,
+            step,
+            future[step + 1, cache.positions] if future is not None and step + 1 < n else None,
+            extra,
+        )
+        if future is not None and obs.future_attention is None:
+            obs.future_attention = torch.zeros(cache.size)
+        recent = cfg.recent
+        if getattr(policy, "recent_fraction", None):
+            recent = max(cfg.recent, int(cfg.budget * policy.recent_fraction))
+        obs.extra["ids"] = ids
+        scores = policy.score(obs)
+        keep = select(
+            scores, cache.positions, cfg.budget, max(cfg.sinks, getattr(policy, "sinks", 0)), recent
+        )
+        attention_sum = attention_sum[keep]
+        cache.keep(keep)
+
+    release(p - 1, prompt_attn[-1] if need_attention else None)
+    sizes.append(cache.size)
+    for t in range(p, n):
+        rb_ids = rb_pos = torch.empty(0, dtype=torch.long)
+        if cfg.rebuild and cache.released_ids.numel():
+            pick = controller.pick_rebuild(cache, ids, t, cfg.rebuild)
+            if pick.numel():
+                rb_ids, rb_pos = cache.take_released(pick)
+                order = torch.argsort(rb_pos)
+                rb_ids, rb_pos = rb_ids[order], rb_pos[order]
+        q_ids = torch.cat([rb_ids, ids[t : t + 1]])
+        q_pos = torch.cat([rb_pos, torch.tensor([t])])
+        mask = causal_mask(torch.cat([cache.positions, q_pos]), q_pos, dtype)
+        max_in_forward = max(max_in_forward, cache.size + q_ids.numel())
+        out = model(
+            q_ids[None],
+            position_ids=q_pos[None],
+            attention_mask=mask,
+            use_cache=True,
+            output_attentions=need_attention,
+            **cache_kwargs(model, cache),
+        )
+        cache.record(q_ids, q_pos)
+        logits.append(out.logits[0, -1:])
+        last = None
+        attention_sum = torch.cat([attention_sum, torch.zeros(q_ids.numel())])
+        if need_attention:
+            last = pooled_attention(out.attentions)
+            attention_sum = attention_sum + last
+        rebuilt_log.append(rb_pos.tolist())
+        release(t, last)
+        sizes.append(cache.size)
+    all_logits = torch.cat(logits)[: n - 1]
+    return {
+        "logits": all_logits,
+        "cache_sizes": sizes,
+        "max_in_forward": max_in_forward,
+        "rebuilt": rebuilt_log,
+        "cache": cache,
+    }
