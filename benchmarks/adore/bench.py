@@ -25,6 +25,7 @@ from paperlab.report import markdown_table
 
 CONTEXTS = (1024, 4096, 8192)
 BUDGET = 512
+CHUNK = 16  # release every 16 steps, down to BUDGET - 15 tokens
 NEW_TOKENS = 48
 VOCAB = 512
 
@@ -71,26 +72,28 @@ def main() -> None:
                 "streaming_llm",
                 sdpa,
                 StreamingLLM(sinks=4),
-                DecodeConfig(budget=BUDGET, sinks=4, prefill=n),
+                DecodeConfig(budget=BUDGET, sinks=4, prefill=n, release_every=CHUNK),
                 None,
             ),
             (
                 "adore",
                 sdpa,
                 AdorePolicy(controller=controller),
-                DecodeConfig(budget=BUDGET, sinks=1, prefill=n),
+                DecodeConfig(budget=BUDGET, sinks=1, prefill=n, release_every=CHUNK),
                 None,
             ),
             (
                 "adore+rebuild (R=2)",
                 sdpa,
                 AdorePolicy(controller=controller),
-                DecodeConfig(budget=BUDGET, sinks=1, rebuild=2, prefill=n),
+                DecodeConfig(budget=BUDGET, sinks=1, rebuild=2, prefill=n, release_every=CHUNK),
                 controller,
             ),
         ]
         if n <= 4096:  # H2O needs the attention weights (eager); an 8k eager prefill needs ~2 GB per layer
-            cases.append(("h2o", eager, H2O(), DecodeConfig(budget=BUDGET, prefill=n), None))
+            cases.append(
+                ("h2o", eager, H2O(), DecodeConfig(budget=BUDGET, prefill=n, release_every=CHUNK), None)
+            )
         for name, model, policy, cfg, rebuild in cases:
             TimedController.seconds = 0.0
             t0 = time.perf_counter()

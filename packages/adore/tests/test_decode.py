@@ -144,3 +144,11 @@ def test_bad_input_errors(lm, ids) -> None:
     gpt2 = type("M", (), {"config": type("C", (), {"model_type": "gpt2"})()})()
     with pytest.raises(ValueError, match="not supported"):
         run_sequence(gpt2, ids, SlidingWindow(), DecodeConfig(budget=8))
+
+
+def test_chunked_release_stays_within_budget(lm, ids) -> None:
+    out = run_sequence(lm, ids, SlidingWindow(), DecodeConfig(budget=12, prefill=8, release_every=4))
+    assert max(out["cache_sizes"]) <= 12
+    assert min(out["cache_sizes"][1:]) == 12 - 4 + 1  # released in chunks down to budget - release_every + 1
+    with pytest.raises(ValueError, match="release_every"):
+        DecodeConfig(budget=8, release_every=9)

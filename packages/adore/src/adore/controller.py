@@ -40,11 +40,26 @@ class Controller(nn.Module):
             {m: nn.Sequential(nn.Linear(5 * dim + 1, dim), nn.GELU(), nn.Linear(dim, 1)) for m in MODES}
         )
 
+    def _table(self) -> torch.Tensor:
+        """Projected embeddings of the whole vocabulary; cached in eval mode (a decode step only looks rows up)."""
+        if self.training:
+            self._cached_table = None
+            return self.proj(self.emb)
+        if getattr(self, "_cached_table", None) is None:
+            with torch.no_grad():
+                self._cached_table = self.proj(self.emb)
+        return self._cached_table
+
+    def train(self, mode: bool = True) -> Controller:
+        self._cached_table = None
+        return super().train(mode)
+
     def features(self, positions: torch.Tensor, ids: torch.Tensor, step: int) -> torch.Tensor:
         prev = ids[(positions - 1).clamp(min=0)]
         prev = torch.where(positions > 0, prev, torch.zeros_like(prev))
-        tok, pre = self.proj(self.emb[ids[positions]]), self.proj(self.emb[prev])
-        query = self.proj(self.emb[ids[step]]).expand_as(tok)
+        table = self._table()
+        tok, pre = table[ids[positions]], table[prev]
+        query = table[ids[step]].expand_as(tok)
         dist = torch.log1p((step - positions).clamp(min=0).float())[:, None]
         return torch.cat([tok, pre, query, tok * query, pre * query, dist], dim=-1)
 

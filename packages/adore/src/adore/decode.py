@@ -31,6 +31,7 @@ class DecodeConfig:
     recent: int = 1
     rebuild: int = 0
     prefill: int = 1
+    release_every: int = 1  # release in chunks: down to budget - release_every + 1, every release_every steps
 
     def __post_init__(self) -> None:
         require(self.budget >= 1, "budget", self.budget, ">= 1")
@@ -43,6 +44,12 @@ class DecodeConfig:
             f">= sinks + recent + rebuild = {self.sinks + self.recent + self.rebuild}",
         )
         require(self.prefill >= 1, "prefill", self.prefill, ">= 1")
+        require(
+            1 <= self.release_every <= self.budget - self.sinks - self.recent - self.rebuild + 1,
+            "release_every",
+            self.release_every,
+            "in [1, budget - sinks - recent - rebuild + 1]",
+        )
 
 
 def check_model(model: Any) -> None:
@@ -159,9 +166,8 @@ def run_sequence(
             recent = max(cfg.recent, int(cfg.budget * policy.recent_fraction))
         obs.extra["ids"] = ids
         scores = policy.score(obs)
-        keep = select(
-            scores, cache.positions, cfg.budget, max(cfg.sinks, getattr(policy, "sinks", 0)), recent
-        )
+        target = cfg.budget - cfg.release_every + 1
+        keep = select(scores, cache.positions, target, max(cfg.sinks, getattr(policy, "sinks", 0)), recent)
         attention_sum = attention_sum[keep]
         cache.keep(keep)
 
