@@ -9,6 +9,7 @@ and ``budget`` after it. With ``budget >= sequence length`` nothing is released 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -173,6 +174,7 @@ def run_sequence(
 
     release(p - 1, prompt_attn[-1] if need_attention else None)
     sizes.append(cache.size)
+    decode_start = time.perf_counter()
     for t in range(p, n):
         rb_ids = rb_pos = torch.empty(0, dtype=torch.long)
         if cfg.rebuild and cache.released_ids.numel():
@@ -203,6 +205,7 @@ def run_sequence(
         rebuilt_log.append(rb_pos.tolist())
         release(t, last)
         sizes.append(cache.size)
+    decode_seconds = time.perf_counter() - decode_start
     all_logits = torch.cat(logits)[: n - 1]
     return {
         "logits": all_logits,
@@ -210,4 +213,5 @@ def run_sequence(
         "max_in_forward": max_in_forward,
         "rebuilt": rebuilt_log,
         "cache": cache,
+        "decode_seconds": decode_seconds,
     }
