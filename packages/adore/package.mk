@@ -1,6 +1,11 @@
 EXPERIMENTS += adore-recall
-# adore-recall joins make demo (DEMO_adore) once its claim holds: see packages/adore/README.md
+DEMO_adore := adore-recall
 
 .PHONY: adore-recall
 adore-recall: setup ## every KV policy vs ADORE (release + rebuild) on associative recall at 10/25/50% budgets (CPU)
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(PY) -m adore experiment=recall
+
+EXPERIMENTS += adore-lm
+.PHONY: adore-lm
+adore-lm: setup ## perplexity vs KV budget on real English text (installed packages' READMEs), every policy (CPU, ~15 min)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(PY) -m adore experiment=lm

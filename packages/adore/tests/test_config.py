@@ -11,7 +11,7 @@ from paperlab.config import ConfigError, compose, from_config
 def test_recall_config_composes() -> None:
     cfg = from_config(RecallExperimentConfig, compose("adore", ["experiment=recall"]))
     assert cfg.budgets == [0.1, 0.25, 0.5] and "adore+rebuild" in cfg.policies
-    assert cfg.task.length == 44
+    assert cfg.task.length == 54 and cfg.task.with_replacement and cfg.rebuild_context == 1
 
 
 def test_bad_values_name_the_field() -> None:

@@ -59,4 +59,4 @@ def test_bad_controller_config() -> None:
     with pytest.raises(ConfigError, match="top_k"):
         ControllerConfig(top_k=0)
     with pytest.raises(ConfigError, match="n_queries"):
-        RecallConfig(n_pairs=2, n_queries=3)
+        RecallConfig(n_pairs=2, n_queries=3, with_replacement=False)

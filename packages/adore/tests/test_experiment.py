@@ -40,3 +40,32 @@ def test_recall_experiment_end_to_end(tmp_path: Path, monkeypatch) -> None:
     assert json.loads((out / "metrics.json").read_text())["sequence_length"] == cfg.task.length
     assert (out / "accuracy_vs_budget.png").stat().st_size > 0
     assert len(list((tmp_path / "cache" / "adore").glob("recall-lm-*.pt"))) == 1
+
+
+def test_adore_with_rebuild_beats_streaming_llm_and_h2o_at_25_percent(tmp_path: Path, monkeypatch) -> None:
+    """The issue's claim on the recall language: the LM solves recall with the full cache (flat by query order, so
+    by lookup, not elimination); at a 25% budget ADORE with rebuild beats StreamingLLM and H2O, and rebuilding
+    helps over release alone."""
+    monkeypatch.setenv("PAPERLAB_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("PAPERLAB_CACHE", str(tmp_path / "cache"))
+    cfg = from_config(
+        RecallExperimentConfig,
+        compose(
+            "adore",
+            [
+                "experiment=recall",
+                "eval_sequences=40",
+                "controller.sequences=64",
+                "budgets=[0.25]",
+                "policies=[full,streaming_llm,h2o,adore,adore+rebuild]",
+                "progress=false",
+            ],
+        ),
+    )
+    metrics = run_recall(cfg)
+    acc = {r["policy"]: r["answer accuracy %"] for r in metrics["rows"]}
+    assert acc["full"] > 95, acc
+    assert min(metrics["full_cache_accuracy_by_query"]) > 90, metrics["full_cache_accuracy_by_query"]
+    assert acc["adore+rebuild"] > acc["streaming_llm"] + 15, acc
+    assert acc["adore+rebuild"] > acc["h2o"] + 15, acc
+    assert acc["adore+rebuild"] > acc["adore"] + 5, acc

@@ -5,6 +5,7 @@ attention, and baseline policies (window, StreamingLLM, H2O, TOVA, SnapKV, rando
 from adore.cache import ReleasableCache, ReleasableLayer
 from adore.controller import AdorePolicy, Controller, ControllerConfig, recall_at_k, train_controller
 from adore.decode import DecodeConfig, causal_mask, full_attention_map, run_sequence
+from adore.generate import AdoreCache
 from adore.policies import (
     H2O,
     TOVA,
@@ -23,6 +24,7 @@ from adore.tasks import RecallConfig, sample, train_recall_lm
 __all__ = [
     "H2O",
     "TOVA",
+    "AdoreCache",
     "AdorePolicy",
     "Controller",
     "ControllerConfig",

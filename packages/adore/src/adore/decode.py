@@ -33,6 +33,7 @@ class DecodeConfig:
     rebuild: int = 0
     prefill: int = 1
     release_every: int = 1  # release in chunks: down to budget - release_every + 1, every release_every steps
+    rebuild_context: int = 0  # also rebuild up to this many released left neighbours of each picked token
 
     def __post_init__(self) -> None:
         require(self.budget >= 1, "budget", self.budget, ">= 1")
@@ -45,6 +46,7 @@ class DecodeConfig:
             f">= sinks + recent + rebuild = {self.sinks + self.recent + self.rebuild}",
         )
         require(self.prefill >= 1, "prefill", self.prefill, ">= 1")
+        require(self.rebuild_context >= 0, "rebuild_context", self.rebuild_context, ">= 0")
         require(
             1 <= self.release_every <= self.budget - self.sinks - self.recent - self.rebuild + 1,
             "release_every",
@@ -93,6 +95,28 @@ def full_attention_map(model: Any, ids: torch.Tensor) -> torch.Tensor:
     """``(T, T)``: row t = attention of query t over positions (mean over layers and heads), full cache."""
     out = model(ids[None], output_attentions=True)
     return torch.stack([a[0] for a in out.attentions]).mean(dim=(0, 1))
+
+
+def with_context(released: torch.Tensor, pick: torch.Tensor, context: int, limit: int) -> torch.Tensor:
+    """``pick`` (indices into ``released``, best first) widened by each token's released left neighbours (up to
+    ``context`` each), at most ``limit`` in all. A token's K/V above layer 0 depend on its context (e.g. a value
+    token's state carries the key before it): rebuilt without that context they differ from full attention."""
+    where = {int(p): i for i, p in enumerate(released.tolist())}
+    chosen: list[int] = []
+    for i in pick.tolist():
+        group = [i]
+        pos = int(released[i])
+        for d in range(1, context + 1):
+            j = where.get(pos - d)
+            if j is None:
+                break
+            group.append(j)
+        for j in group:
+            if len(chosen) < limit and j not in chosen:
+                chosen.append(j)
+        if len(chosen) >= limit:
+            break
+    return torch.tensor(chosen, dtype=torch.long)
 
 
 @torch.no_grad()
@@ -179,6 +203,8 @@ def run_sequence(
         rb_ids = rb_pos = torch.empty(0, dtype=torch.long)
         if cfg.rebuild and cache.released_ids.numel():
             pick = controller.pick_rebuild(cache, ids, t, cfg.rebuild)
+            if pick.numel() and cfg.rebuild_context:
+                pick = with_context(cache.released_positions, pick, cfg.rebuild_context, cfg.rebuild)
             if pick.numel():
                 rb_ids, rb_pos = cache.take_released(pick)
                 order = torch.argsort(rb_pos)

@@ -19,7 +19,7 @@ import torch
 from adore.controller import AdorePolicy, ControllerConfig, recall_at_k, train_controller
 from adore.decode import DecodeConfig, full_attention_map, run_sequence
 from adore.policies import H2O, TOVA, FullCache, OracleTopK, RandomPolicy, SlidingWindow, SnapKV, StreamingLLM
-from adore.tasks import SEP, RecallConfig, answer_accuracy, sample, train_recall_lm
+from adore.tasks import SEP, RecallConfig, answer_accuracy, per_query_accuracy, sample, train_recall_lm
 from paperlab.config import ConfigError, from_config, require
 from paperlab.data import cache_root
 from paperlab.report import plot_lines, results_dir, write_results
@@ -37,18 +37,21 @@ POLICY_NAMES = (
     "oracle",
     "adore",
     "adore+rebuild",
+    "adore+rebuild-ctx0",
 )
 
 
 @dataclass
 class RecallExperimentConfig:
     name: str = "recall"
+    kind: str = "recall"  # experiment=lm sets "lm" and its own block (adore.lm.LMExperimentConfig)
     task: RecallConfig = field(default_factory=RecallConfig)
-    lm_steps: int = 3000
-    lm_lr: float = 3e-3
+    lm_steps: int = 2000
+    lm_lr: float = 2e-3
     controller: ControllerConfig = field(default_factory=ControllerConfig)
     budgets: list[float] = field(default_factory=lambda: [0.1, 0.25, 0.5])  # fractions of the sequence length
-    rebuild: int = 2
+    rebuild: int = 2  # R: released tokens rebuilt per step
+    rebuild_context: int = 1  # each picked token brings up to this many released left neighbours (within R)
     eval_sequences: int = 100
     policies: list[str] = field(default_factory=lambda: list(POLICY_NAMES))
     seed: int = 0
@@ -61,7 +64,9 @@ class RecallExperimentConfig:
         require(self.eval_sequences >= 1, "eval_sequences", self.eval_sequences, ">= 1")
 
 
-def _policy(name: str, budget: int, controller: Any) -> tuple[Any, DecodeConfig, Any]:
+def _policy(
+    name: str, budget: int, controller: Any, rebuild: int = 2, context: int = 1
+) -> tuple[Any, DecodeConfig, Any]:
     sinks = max(1, budget // 4)
     if name == "full":
         return FullCache(), DecodeConfig(budget=budget), None
@@ -81,8 +86,10 @@ def _policy(name: str, budget: int, controller: Any) -> tuple[Any, DecodeConfig,
         return OracleTopK(), DecodeConfig(budget=budget), None
     if name == "adore":
         return AdorePolicy(controller=controller), DecodeConfig(budget=budget, sinks=1), None
-    r = min(2, max(0, budget - 2))
-    return AdorePolicy(controller=controller), DecodeConfig(budget=budget, sinks=1, rebuild=r), controller
+    r = min(rebuild, max(0, budget - 2))
+    ctx = 0 if name == "adore+rebuild-ctx0" else context
+    dcfg = DecodeConfig(budget=budget, sinks=1, rebuild=r, rebuild_context=ctx)
+    return AdorePolicy(controller=controller), dcfg, controller
 
 
 def _lm_checkpoint(cfg: RecallExperimentConfig):
@@ -106,6 +113,9 @@ def run_recall(cfg: RecallExperimentConfig) -> dict[str, Any]:
     train_ids, _ = sample(cfg.task, cfg.controller.sequences, seed=cfg.seed + 1)
     controller = train_controller(lm, train_ids, cfg.controller, progress=cfg.progress)
     eval_ids, eval_mask = sample(cfg.task, cfg.eval_sequences, seed=cfg.seed + 2)
+    with torch.no_grad():
+        by_query = [100 * a for a in per_query_accuracy(lm(eval_ids).logits[:, :-1], eval_ids, eval_mask)]
+    log.info("full-cache accuracy by query order: %s", [round(a, 1) for a in by_query])
     probe = eval_ids[:20]
     recency = recall_at_k(lambda pos, ids, t: pos.float(), lm, probe, cfg.controller.top_k)
     rand_gen = torch.Generator().manual_seed(0)
@@ -121,7 +131,9 @@ def run_recall(cfg: RecallExperimentConfig) -> dict[str, Any]:
     for fraction in cfg.budgets:
         budget = max(3, round(fraction * length))
         for name in cfg.policies:
-            policy, dcfg, rebuild_controller = _policy(name, budget, controller)
+            policy, dcfg, rebuild_controller = _policy(
+                name, budget, controller, cfg.rebuild, cfg.rebuild_context
+            )
             accs, ces, peak, peak_cache = [], [], 0, 0
             for ids, mask, future in zip(eval_ids, eval_mask, futures, strict=True):
                 dcfg.prefill = int((ids == SEP).nonzero()[0]) + 1
@@ -164,6 +176,7 @@ def run_recall(cfg: RecallExperimentConfig) -> dict[str, Any]:
         "rows": rows,
         "controller_recall@K": {"controller": learned, "recency": recency, "random": random_r},
         "sequence_length": length,
+        "full_cache_accuracy_by_query": by_query,
         "chance_accuracy": 100.0 / cfg.task.n_values,
     }
     notes = (
@@ -171,7 +184,8 @@ def run_recall(cfg: RecallExperimentConfig) -> dict[str, Any]:
         "length; the cache is then released to the budget and the queries are decoded token by token. "
         f"Sequence length {length}; chance accuracy {100.0 / cfg.task.n_values:.1f}%. Controller recall of the "
         f"oracle top-{cfg.controller.top_k} (rebuild head, 20 held-out sequences): {100 * learned:.1f}% vs recency "
-        f"{100 * recency:.1f}% and random {100 * random_r:.1f}%."
+        f"{100 * recency:.1f}% and random {100 * random_r:.1f}%. Full-cache accuracy by query order (flat = the LM "
+        f"looks the key up): {', '.join(f'{a:.0f}' for a in by_query)}%."
     )
     write_results(
         out_dir,
@@ -193,8 +207,23 @@ def run_recall(cfg: RecallExperimentConfig) -> dict[str, Any]:
 
 
 def run(cfg_in: Any) -> dict[str, Any]:
+    """Dispatch on ``kind``: ``recall`` (the config's top level) or ``lm`` (the ``lm`` block, experiment=lm)."""
+    from paperlab.config import _plain
+
+    data = dict(_plain(cfg_in))
+    kind = data.get("kind", "recall")
+    lm_block = data.pop("lm", None)
+    require(kind in ("recall", "lm"), "kind", kind, "'recall' or 'lm'")
+    if kind == "lm":
+        from adore.lm import LMExperimentConfig, run_lm
+
+        try:
+            cfg_lm = from_config(LMExperimentConfig, lm_block or {}, where="lm")
+        except (TypeError, ValueError) as err:
+            raise ConfigError(str(err)) from err
+        return run_lm(cfg_lm)
     try:
-        cfg = from_config(RecallExperimentConfig, cfg_in)
+        cfg = from_config(RecallExperimentConfig, data)
     except (TypeError, ValueError) as err:
         raise ConfigError(str(err)) from err
     return run_recall(cfg)

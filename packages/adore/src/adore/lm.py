@@ -1,0 +1,219 @@
+"""``adore-lm``: perplexity on real English text vs cache budget, for every policy.
+
+The corpus is built offline from the long descriptions (READMEs) of the Python distributions installed beside this
+package (``importlib.metadata``): real English prose with code, names repeated across paragraphs and tables, so
+some tokens are predictable only from far back. Documents are split into train/eval by a hash of the distribution
+name; a byte-level BPE tokenizer and a tiny Llama are trained on the train part (cached), the controller on oracle
+top-K labels of training windows; each policy then decodes held-out windows token by token after a short prefill
+and we report perplexity on the tokens after the prefill (PG19-style LM evaluation at small scale).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+from adore.controller import ControllerConfig, train_controller
+from adore.decode import run_sequence
+from paperlab.config import ConfigError, from_config, require
+from paperlab.data import cache_root
+from paperlab.io import atomic_torch_save, atomic_write_text
+from paperlab.report import plot_lines, results_dir, write_results
+from paperlab.seed import seed_everything
+
+log = logging.getLogger(__name__)
+LM_POLICIES = ("full", "window", "streaming_llm", "h2o", "tova", "random", "adore", "adore+rebuild")
+
+
+def docs_corpus(min_chars: int = 2000) -> tuple[list[str], list[str], str]:
+    """``(train_docs, eval_docs, digest)`` from installed distributions' long descriptions (sorted by name; every
+    fifth document by name hash goes to eval). ``digest`` identifies the corpus (it depends on the environment)."""
+    import importlib.metadata as md
+
+    docs: dict[str, str] = {}
+    for dist in md.distributions():
+        name = (dist.metadata.get("Name") or "").lower()
+        text = dist.metadata.get_payload() or dist.metadata.get("Description") or ""
+        if name and len(text) >= min_chars and name not in docs:
+            docs[name] = text.replace("\r\n", "\n")
+    if len(docs) < 5:
+        raise RuntimeError(
+            f"only {len(docs)} installed distributions have a long description of >= {min_chars} characters; "
+            "adore-lm needs at least 5 (install the workspace with `make setup`)"
+        )
+    train, held = [], []
+    for name in sorted(docs):
+        (held if int(hashlib.sha256(name.encode()).hexdigest(), 16) % 5 == 0 else train).append(docs[name])
+    digest = hashlib.sha256("\0".join(docs[n] for n in sorted(docs)).encode()).hexdigest()[:12]
+    return train, held, digest
+
+
+@dataclass
+class LMExperimentConfig:
+    name: str = "lm"
+    vocab_size: int = 2048
+    window: int = 256  # tokens per training / evaluation window
+    layers: int = 4
+    hidden: int = 128
+    heads: int = 4
+    steps: int = 1500
+    batch: int = 16
+    lr: float = 3e-3
+    controller: ControllerConfig = field(default_factory=lambda: ControllerConfig(sequences=16, epochs=2))
+    budgets: list[float] = field(default_factory=lambda: [0.1, 0.25, 0.5])
+    prefill: int = 32
+    rebuild: int = 2
+    rebuild_context: int = 1
+    eval_windows: int = 12
+    policies: list[str] = field(default_factory=lambda: list(LM_POLICIES))
+    seed: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        require(self.window >= 16, "window", self.window, ">= 16")
+        require(1 <= self.prefill < self.window, "prefill", self.prefill, f"in [1, window={self.window})")
+        require(all(0 < b <= 1 for b in self.budgets), "budgets", self.budgets, "fractions in (0, 1]")
+        for p in self.policies:
+            require(p in LM_POLICIES, "policies", p, f"names from {', '.join(LM_POLICIES)}")
+
+
+def _windows(tokenizer: Any, docs: list[str], window: int) -> torch.Tensor:
+    ids: list[int] = []
+    for doc in docs:
+        ids += [tokenizer.bos_token_id, *tokenizer(doc, add_special_tokens=False)["input_ids"]]
+    n = len(ids) // window
+    return torch.tensor(ids[: n * window], dtype=torch.long).view(n, window)
+
+
+def train_text_lm(cfg: LMExperimentConfig, train: torch.Tensor, vocab: int, checkpoint: Path) -> Any:
+    """A tiny Llama (eager attention) trained on the training windows; loaded from ``checkpoint`` if present."""
+    from paperlab.models import tiny_causal_lm
+
+    model = tiny_causal_lm(
+        vocab_size=vocab,
+        layers=cfg.layers,
+        hidden=cfg.hidden,
+        heads=cfg.heads,
+        max_position=cfg.window + 8,
+        seed=cfg.seed,
+        attn_implementation="eager",
+    )
+    if checkpoint.is_file():
+        model.load_state_dict(torch.load(checkpoint, map_location="cpu"))
+        return model.eval()
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.1)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.05)
+    g = torch.Generator().manual_seed(cfg.seed)
+    bar = tqdm(range(cfg.steps), desc="text LM", disable=not cfg.progress, leave=False)
+    for step in bar:
+        batch = train[torch.randint(len(train), (cfg.batch,), generator=g)]
+        logits = model(batch).logits[:, :-1]
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        if step % 100 == 0:
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+            log.info("text LM step %d: loss %.3f", step, loss.item())
+    model.eval()
+    atomic_torch_save(model.state_dict(), checkpoint)
+    return model
+
+
+def run_lm(cfg: LMExperimentConfig) -> dict[str, Any]:
+    from adore.experiment import _policy
+    from paperlab.models import train_tiny_tokenizer
+
+    seed_everything(cfg.seed)
+    train_docs, eval_docs, digest = docs_corpus()
+    key = json.dumps({**asdict(cfg), "corpus": digest, "controller": None, "budgets": None}, sort_keys=True)
+    folder = cache_root() / "adore" / f"text-lm-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    folder.mkdir(parents=True, exist_ok=True)
+    if (folder / "tokenizer.json").is_file():
+        from transformers import PreTrainedTokenizerFast
+
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(folder)
+    else:
+        tokenizer = train_tiny_tokenizer(train_docs, vocab_size=cfg.vocab_size, model_max_length=1_000_000)
+        tokenizer.save_pretrained(folder)
+    train = _windows(tokenizer, train_docs, cfg.window)
+    held = _windows(tokenizer, eval_docs, cfg.window)
+    g = torch.Generator().manual_seed(cfg.seed + 1)
+    held = held[torch.randperm(len(held), generator=g)[: cfg.eval_windows]]
+    log.info(
+        "corpus %s: %d train windows, %d eval windows of %d tokens", digest, len(train), len(held), cfg.window
+    )
+    lm = train_text_lm(cfg, train, len(tokenizer), folder / "lm.pt")
+    ctl_ids = train[torch.randperm(len(train), generator=g)[: cfg.controller.sequences]]
+    controller = train_controller(lm, ctl_ids, cfg.controller, progress=cfg.progress)
+    rows = []
+    for fraction in cfg.budgets:
+        budget = max(cfg.rebuild + 3, round(fraction * cfg.window))
+        for name in cfg.policies:
+            policy, dcfg, rebuild_controller = _policy(
+                name, budget, controller, cfg.rebuild, cfg.rebuild_context
+            )
+            dcfg.prefill = cfg.prefill
+            nll, count = 0.0, 0
+            for ids in tqdm(held, desc=f"{name} @ {budget}", disable=not cfg.progress, leave=False):
+                out = run_sequence(lm, ids, policy, dcfg, controller=rebuild_controller)
+                logits = out["logits"][cfg.prefill - 1 :]
+                nll += float(F.cross_entropy(logits, ids[cfg.prefill :], reduction="sum"))
+                count += logits.shape[0]
+            rows.append(
+                {
+                    "budget": f"{round(100 * fraction)}% ({budget} tok)",
+                    "fraction": fraction,
+                    "policy": name,
+                    "perplexity": math.exp(nll / count),
+                }
+            )
+            log.info("%s", rows[-1])
+    full = {r["fraction"]: r["perplexity"] for r in rows if r["policy"] == "full"}
+    for r in rows:
+        if r["fraction"] in full:
+            r["vs full %"] = 100 * (r["perplexity"] / full[r["fraction"]] - 1)
+    out_dir = results_dir("adore", cfg.name)
+    plot_lines(
+        out_dir / "perplexity_vs_budget.png",
+        [100 * b for b in cfg.budgets],
+        {p: [r["perplexity"] for r in rows if r["policy"] == p] for p in cfg.policies},
+        xlabel="cache budget (% of the window)",
+        ylabel="perplexity",
+        title="Package-docs text: perplexity under a KV budget",
+    )
+    metrics = {"rows": rows, "corpus": digest, "train_windows": len(train), "window": cfg.window}
+    write_results(
+        out_dir,
+        metrics,
+        rows=rows,
+        columns=["budget", "policy", "perplexity", "vs full %"],
+        title="ADORE: perplexity vs budget on package-docs text",
+        notes=(
+            f"Corpus {digest} (long descriptions of the installed distributions), {len(train)} training windows of "
+            f"{cfg.window} tokens; perplexity on {len(held)} held-out windows after a {cfg.prefill}-token prefill."
+        ),
+    )
+    atomic_write_text(out_dir / "corpus.txt", f"{digest}\n")
+    print((out_dir / "results.md").read_text())
+    return metrics
+
+
+def run(cfg_in: Any) -> dict[str, Any]:
+    try:
+        cfg = from_config(LMExperimentConfig, cfg_in)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(str(err)) from err
+    return run_lm(cfg)
