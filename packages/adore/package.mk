@@ -9,3 +9,9 @@ EXPERIMENTS += adore-lm
 .PHONY: adore-lm
 adore-lm: setup ## perplexity vs KV budget on real English text (installed packages' READMEs), every policy (CPU, ~15 min)
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(PY) -m adore experiment=lm
+
+EXPERIMENTS += adore-paper
+.PHONY: adore-paper
+adore-paper: setup ## GPU + hub: Llama-2-7B-chat perplexity vs KV budget on PG19-style books (TEXT=/path/to/txt-folder)
+	@test -n "$(TEXT)" || { echo "adore-paper: give TEXT=/path/to/folder-of-.txt-books (e.g. PG19 test)"; exit 2; }
+	$(PY) -m adore experiment=paper 'lm.text_files=[$(TEXT)]'

@@ -59,3 +59,45 @@ def test_bad_lm_settings_name_the_field() -> None:
         run(compose("adore", ["experiment=lm", "+lm.nonsense=1"]))
     with pytest.raises(ConfigError, match="kind"):
         run(compose("adore", ["kind=other"]))
+
+
+def test_paper_path_loads_a_local_checkpoint_and_reads_text_files(tmp_path: Path, monkeypatch) -> None:
+    """The scale-out code path (``experiment=paper``: a checkpoint loaded with the real loader, text from files),
+    offline: a tiny model saved with ``save_pretrained`` stands in for the 7B model, three .txt books for PG19."""
+    from paperlab.models import save_tiny_checkpoint
+
+    monkeypatch.setenv("PAPERLAB_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("PAPERLAB_CACHE", str(tmp_path / "cache"))
+    books = tmp_path / "books"
+    books.mkdir()
+    train, _, _ = docs_corpus()
+    for i in range(3):
+        (books / f"book{i}.txt").write_text(train[i][:6000])
+    ckpt = save_tiny_checkpoint(tmp_path / "ckpt", texts=train[:3], vocab_size=400, layers=1, hidden=32)
+    cfg = compose(
+        "adore",
+        [
+            "experiment=paper",
+            f"lm.model={ckpt}",
+            f"lm.text_files=[{books}]",
+            "lm.device=cpu",
+            "lm.dtype=float32",
+            "lm.window=48",
+            "lm.prefill=8",
+            "lm.eval_windows=1",
+            "lm.rebuild=2",
+            "lm.controller.sequences=2",
+            "lm.controller.epochs=1",
+            "lm.controller.top_k=4",
+            "lm.budgets=[0.5]",
+            "lm.policies=[full,adore+rebuild]",
+            "lm.progress=false",
+        ],
+    )
+    metrics = run(cfg)
+    assert [r["policy"] for r in metrics["rows"]] == ["full", "adore+rebuild"]
+    assert all(r["perplexity"] > 1 for r in metrics["rows"])
+    with pytest.raises(FileNotFoundError, match="text_files"):
+        run(
+            compose("adore", ["experiment=paper", f"lm.model={ckpt}", f"lm.text_files=[{tmp_path / 'none'}]"])
+        )

@@ -33,7 +33,7 @@ class Controller(nn.Module):
 
     def __init__(self, embedding: torch.Tensor, dim: int = 64) -> None:
         super().__init__()
-        self.register_buffer("emb", embedding.detach().clone(), persistent=True)
+        self.register_buffer("emb", embedding.detach().float().cpu().clone(), persistent=True)  # runs on CPU
         e = embedding.shape[1]
         self.proj = nn.Linear(e, dim, bias=False)
         self.heads = nn.ModuleDict(

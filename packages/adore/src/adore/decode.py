@@ -84,7 +84,7 @@ def causal_mask(
 
 def pooled_attention(attentions: tuple[torch.Tensor, ...], rows: slice | int = -1) -> torch.Tensor:
     """Mean over layers and heads of the attention rows ``rows`` (default: the newest query) -> ``(k,)``."""
-    stacked = torch.stack([a[0, :, rows] for a in attentions])  # (layers, heads, [q,] k)
+    stacked = torch.stack([a[0, :, rows].float().cpu() for a in attentions])  # (layers, heads, [q,] k)
     while stacked.dim() > 1:
         stacked = stacked.mean(0)
     return stacked
@@ -93,8 +93,9 @@ def pooled_attention(attentions: tuple[torch.Tensor, ...], rows: slice | int = -
 @torch.no_grad()
 def full_attention_map(model: Any, ids: torch.Tensor) -> torch.Tensor:
     """``(T, T)``: row t = attention of query t over positions (mean over layers and heads), full cache."""
-    out = model(ids[None], output_attentions=True)
-    return torch.stack([a[0] for a in out.attentions]).mean(dim=(0, 1))
+    device = next(model.parameters()).device
+    out = model(ids[None].to(device), output_attentions=True)
+    return torch.stack([a[0].float().cpu() for a in out.attentions]).mean(dim=(0, 1))
 
 
 def with_context(released: torch.Tensor, pick: torch.Tensor, context: int, limit: int) -> torch.Tensor:
@@ -144,23 +145,25 @@ def run_sequence(
     full = isinstance(policy, FullCache)
     need_attention = policy.needs_attention
     dtype = next(model.parameters()).dtype
+    device = next(model.parameters()).device  # bookkeeping stays on the CPU; model inputs go to the model
+    ids = ids.cpu()
     cache = ReleasableCache()
     n = ids.numel()
     p = min(cfg.prefill, n)
     out = model(
-        ids[None, :p],
-        position_ids=torch.arange(p)[None],
+        ids[None, :p].to(device),
+        position_ids=torch.arange(p)[None].to(device),
         use_cache=True,
         output_attentions=need_attention,
         **cache_kwargs(model, cache),
     )
     cache.record(ids[:p], torch.arange(p))
-    logits = [out.logits[0]]
+    logits = [out.logits[0].float().cpu()]
     attention_sum = torch.zeros(cache.size)
     extra: dict[str, Any] = {}
     prompt_attn = None
     if need_attention:
-        prompt_attn = torch.stack([a[0] for a in out.attentions]).mean(dim=(0, 1))  # (p, p)
+        prompt_attn = torch.stack([a[0].float().cpu() for a in out.attentions]).mean(dim=(0, 1))  # (p, p)
         attention_sum = prompt_attn.sum(0)
         window = getattr(policy, "window", None)
         if window is not None:
@@ -214,15 +217,15 @@ def run_sequence(
         mask = causal_mask(torch.cat([cache.positions, q_pos]), q_pos, dtype)
         max_in_forward = max(max_in_forward, cache.size + q_ids.numel())
         out = model(
-            q_ids[None],
-            position_ids=q_pos[None],
-            attention_mask=mask,
+            q_ids[None].to(device),
+            position_ids=q_pos[None].to(device),
+            attention_mask=mask.to(device),
             use_cache=True,
             output_attentions=need_attention,
             **cache_kwargs(model, cache),
         )
         cache.record(q_ids, q_pos)
-        logits.append(out.logits[0, -1:])
+        logits.append(out.logits[0, -1:].float().cpu())
         last = None
         attention_sum = torch.cat([attention_sum, torch.zeros(q_ids.numel())])
         if need_attention:

@@ -6,6 +6,10 @@ some tokens are predictable only from far back. Documents are split into train/e
 name; a byte-level BPE tokenizer and a tiny Llama are trained on the train part (cached), the controller on oracle
 top-K labels of training windows; each policy then decodes held-out windows token by token after a short prefill
 and we report perplexity on the tokens after the prefill (PG19-style LM evaluation at small scale).
+
+Scale-out (``make adore-paper``, a GPU): ``model`` names a hub or local Llama/Qwen2/Mistral checkpoint (used frozen,
+eager attention, no training) and ``text_files`` points at real text (e.g. PG19 books as ``.txt``, a file or a
+folder per entry); everything else is the same code path.
 """
 
 from __future__ import annotations
@@ -60,6 +64,12 @@ def docs_corpus(min_chars: int = 2000) -> tuple[list[str], list[str], str]:
 @dataclass
 class LMExperimentConfig:
     name: str = "lm"
+    model: str = ""  # "" = train a tiny Llama here; else a hub id or local path (used frozen)
+    text_files: list[str] = field(
+        default_factory=list
+    )  # [] = installed packages' READMEs; else .txt files/folders
+    dtype: str = "auto"
+    device: str = "auto"
     vocab_size: int = 2048
     window: int = 256  # tokens per training / evaluation window
     layers: int = 4
@@ -86,11 +96,43 @@ class LMExperimentConfig:
             require(p in LM_POLICIES, "policies", p, f"names from {', '.join(LM_POLICIES)}")
 
 
+def text_corpus(paths: list[str]) -> tuple[list[str], list[str], str]:
+    """``(train_docs, eval_docs, digest)`` from ``.txt`` files (a folder contributes its ``*.txt``, sorted); every
+    fifth document by file name hash is held out."""
+    files: list[Path] = []
+    for entry in paths:
+        path = Path(entry).expanduser()
+        if path.is_dir():
+            files += sorted(path.glob("*.txt"))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise FileNotFoundError(f"lm.text_files: {path} is neither a .txt file nor a folder")
+    if len(files) < 2:
+        raise ValueError(
+            f"lm.text_files: found {len(files)} text file(s) in {paths}; need at least 2 (train + eval)"
+        )
+    train, held = [], []
+    digest = hashlib.sha256()
+    for path in files:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        digest.update(text.encode())
+        (held if int(hashlib.sha256(path.name.encode()).hexdigest(), 16) % 5 == 0 else train).append(text)
+    if not held:
+        held.append(train.pop())
+    if not train:
+        train.append(held.pop())
+    return train, held, digest.hexdigest()[:12]
+
+
 def _windows(tokenizer: Any, docs: list[str], window: int) -> torch.Tensor:
     ids: list[int] = []
     for doc in docs:
-        ids += [tokenizer.bos_token_id, *tokenizer(doc, add_special_tokens=False)["input_ids"]]
+        bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+        ids += [*bos, *tokenizer(doc, add_special_tokens=False)["input_ids"]]
     n = len(ids) // window
+    if n == 0:
+        raise ValueError(f"the text gives {len(ids)} tokens, fewer than one window of {window}")
     return torch.tensor(ids[: n * window], dtype=torch.long).view(n, window)
 
 
@@ -137,11 +179,16 @@ def run_lm(cfg: LMExperimentConfig) -> dict[str, Any]:
     from paperlab.models import train_tiny_tokenizer
 
     seed_everything(cfg.seed)
-    train_docs, eval_docs, digest = docs_corpus()
+    train_docs, eval_docs, digest = text_corpus(cfg.text_files) if cfg.text_files else docs_corpus()
     key = json.dumps({**asdict(cfg), "corpus": digest, "controller": None, "budgets": None}, sort_keys=True)
     folder = cache_root() / "adore" / f"text-lm-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
     folder.mkdir(parents=True, exist_ok=True)
-    if (folder / "tokenizer.json").is_file():
+    if cfg.model:
+        from paperlab.models import load_tokenizer
+
+        tokenizer = load_tokenizer(cfg.model)
+        tokenizer.model_max_length = 10**9
+    elif (folder / "tokenizer.json").is_file():
         from transformers import PreTrainedTokenizerFast
 
         tokenizer = PreTrainedTokenizerFast.from_pretrained(folder)
@@ -155,7 +202,12 @@ def run_lm(cfg: LMExperimentConfig) -> dict[str, Any]:
     log.info(
         "corpus %s: %d train windows, %d eval windows of %d tokens", digest, len(train), len(held), cfg.window
     )
-    lm = train_text_lm(cfg, train, len(tokenizer), folder / "lm.pt")
+    if cfg.model:
+        from paperlab.models import load_causal_lm
+
+        lm = load_causal_lm(cfg.model, dtype=cfg.dtype, device=cfg.device, attn_implementation="eager").eval()
+    else:
+        lm = train_text_lm(cfg, train, len(tokenizer), folder / "lm.pt")
     ctl_ids = train[torch.randperm(len(train), generator=g)[: cfg.controller.sequences]]
     controller = train_controller(lm, ctl_ids, cfg.controller, progress=cfg.progress)
     rows = []
