@@ -111,3 +111,15 @@ def test_coco_caption_scores_identity_is_max_and_empty_is_zero():
 
 def test_caption_tokenize():
     assert M.caption_tokenize("A Cat, on the MAT!") == "a cat on the mat"
+
+
+def test_qa_f1_and_exact_match_by_hand() -> None:
+    from paperlab.metrics import exact_match, normalize_answer, qa_f1
+
+    assert normalize_answer("The  Eiffel-Tower!") == "eiffel tower"
+    assert qa_f1("the Eiffel Tower", ["Eiffel Tower"]) == 1.0
+    # pred [paris, capital, of, france] vs gold [paris]: P = 1/4, R = 1, F1 = 2 * (1/4) / (5/4) = 0.4
+    assert abs(qa_f1("Paris, capital of France", "Paris") - 0.4) < 1e-12
+    assert qa_f1("London", ["Paris", "london"]) == 1.0  # the best reference counts
+    assert qa_f1("Berlin", "Paris") == 0.0
+    assert exact_match("An apple.", ["apple"]) == 1.0 and exact_match("apples", "apple") == 0.0

@@ -69,3 +69,26 @@ def test_adore_with_rebuild_beats_streaming_llm_and_h2o_at_25_percent(tmp_path: 
     assert acc["adore+rebuild"] > acc["streaming_llm"] + 15, acc
     assert acc["adore+rebuild"] > acc["h2o"] + 15, acc
     assert acc["adore+rebuild"] > acc["adore"] + 5, acc
+
+    # the same LM (loaded from the cache) through model.generate + AdoreCache, context compressed BEFORE the
+    # question is seen (question-agnostic, kvpress's LongBench protocol)
+    from adore.experiment import run
+
+    qa = run(
+        compose(
+            "adore",
+            [
+                "experiment=qa",
+                "qa.examples=60",
+                "qa.budgets=[0.25]",
+                "qa.policies=[full,streaming_llm,adore,adore+rebuild]",
+                "qa.progress=false",
+                "controller.sequences=64",
+            ],
+        )
+    )
+    em = {r["policy"]: r["exact match"] for r in qa["rows"]}
+    assert em["full"] > 95, em
+    assert em["adore+rebuild"] > em["streaming_llm"] + 30, em
+    assert em["adore+rebuild"] > em["adore"], em
+    assert len(list((tmp_path / "cache" / "adore").glob("recall-lm-*.pt"))) == 1  # reused, not retrained

@@ -164,6 +164,41 @@ def rouge_l(predictions: Sequence[str], references: Sequence[Sequence[str]] | Se
 
 
 _PUNCT = re.compile(r"[^\w\s]", flags=re.UNICODE)
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD / LongBench answer normalisation: lowercase, drop punctuation and the articles a/an/the, squeeze
+    whitespace."""
+    text = _PUNCT.sub(" ", text.lower())
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def qa_f1(prediction: str, answers: Sequence[str] | str) -> float:
+    """Token-level F1 (0-1) of ``prediction`` against the best of ``answers`` after :func:`normalize_answer`
+    (the SQuAD / LongBench ``qa_f1_score``)."""
+    from collections import Counter
+
+    refs = [answers] if isinstance(answers, str) else list(answers)
+    if not refs:
+        raise ValueError("qa_f1: no reference answers")
+    pred = normalize_answer(prediction).split()
+    best = 0.0
+    for ref in refs:
+        gold = normalize_answer(ref).split()
+        common = sum((Counter(pred) & Counter(gold)).values())
+        if common:
+            precision, recall = common / len(pred), common / len(gold)
+            best = max(best, 2 * precision * recall / (precision + recall))
+        elif not pred and not gold:
+            best = 1.0
+    return best
+
+
+def exact_match(prediction: str, answers: Sequence[str] | str) -> float:
+    """1.0 if ``prediction`` equals one of ``answers`` after :func:`normalize_answer`, else 0.0."""
+    refs = [answers] if isinstance(answers, str) else list(answers)
+    return float(any(normalize_answer(prediction) == normalize_answer(r) for r in refs))
 
 
 def caption_tokenize(text: str) -> str:

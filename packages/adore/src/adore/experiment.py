@@ -207,13 +207,15 @@ def run_recall(cfg: RecallExperimentConfig) -> dict[str, Any]:
 
 
 def run(cfg_in: Any) -> dict[str, Any]:
-    """Dispatch on ``kind``: ``recall`` (the config's top level) or ``lm`` (the ``lm`` block, experiment=lm)."""
+    """Dispatch on ``kind``: ``recall`` (the config's top level), ``lm`` (the ``lm`` block, experiment=lm) or ``qa``
+    (the ``qa`` block plus the top level's recall settings and controller, experiment=qa / paper_longbench)."""
     from paperlab.config import _plain
 
     data = dict(_plain(cfg_in))
     kind = data.get("kind", "recall")
     lm_block = data.pop("lm", None)
-    require(kind in ("recall", "lm"), "kind", kind, "'recall' or 'lm'")
+    qa_block = data.pop("qa", None)
+    require(kind in ("recall", "lm", "qa"), "kind", kind, "'recall', 'lm' or 'qa'")
     if kind == "lm":
         from adore.lm import LMExperimentConfig, run_lm
 
@@ -226,4 +228,12 @@ def run(cfg_in: Any) -> dict[str, Any]:
         cfg = from_config(RecallExperimentConfig, data)
     except (TypeError, ValueError) as err:
         raise ConfigError(str(err)) from err
+    if kind == "qa":
+        from adore.qa import QAExperimentConfig, run_qa
+
+        try:
+            cfg_qa = from_config(QAExperimentConfig, qa_block or {}, where="qa")
+        except (TypeError, ValueError) as err:
+            raise ConfigError(str(err)) from err
+        return run_qa(cfg_qa, cfg, cfg.controller)
     return run_recall(cfg)

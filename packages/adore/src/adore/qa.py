@@ -1,0 +1,281 @@
+"""LongBench-style question answering under a KV budget, through ``model.generate`` with an :class:`AdoreCache`.
+
+Protocol (question-agnostic compression, as kvpress evaluates LongBench): the context is prefilled and released to
+the budget BEFORE the question is seen; the question is then fed (one forward, rebuilds allowed) and the answer
+generated greedily. Two sources of examples:
+
+- ``load_longbench(path, tokenizer, ...)``: LongBench JSONL rows (``context``, ``input``, ``answers``), the prompt
+  ``template`` filled in, the middle of over-long prompts cut (LongBench's truncation); scored by token F1
+  (:func:`paperlab.metrics.qa_f1`, LongBench's ``qa_f1_score``);
+- ``recall_examples(task, ...)``: the associative-recall language as QA (context = the pairs, question = one key,
+  answer = its value), scored by exact match; the CPU default.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from adore.generate import AdoreCache
+from adore.policies import RandomPolicy, SlidingWindow, StreamingLLM
+
+log = logging.getLogger(__name__)
+QA_POLICIES = ("full", "window", "streaming_llm", "random", "adore", "adore+rebuild")
+LONGBENCH_TEMPLATE = (
+    "Answer the question based on the given passages. Only give me the answer and do not output any other words."
+    "\n\n{context}\n\nQuestion: {input}\nAnswer:"
+)
+
+
+@dataclass
+class QAExample:
+    context_ids: torch.Tensor  # (c,) prefilled and compressed before the question
+    question_ids: torch.Tensor  # (q,)
+    answers: list[str]
+    uid: str = ""
+
+
+def load_longbench(
+    path: str | Path, tokenizer: Any, template: str = LONGBENCH_TEMPLATE, max_context: int = 3500
+) -> list[QAExample]:
+    """Read LongBench JSONL; a bad line names the file, the line and the field."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"LongBench file {path} does not exist")
+    head, _, tail = template.partition("{input}")
+    if "{context}" not in head:
+        raise ValueError("template must contain {context} before {input}")
+    examples = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}:{n}: not JSON ({err.msg})") from err
+        for key, kind in (("context", str), ("input", str), ("answers", list)):
+            if not isinstance(row.get(key), kind):
+                raise ValueError(
+                    f"{path}:{n}: field {key!r} must be a {kind.__name__}, got {row.get(key)!r:.60}"
+                )
+        context = tokenizer(head.format(context=row["context"]), add_special_tokens=True)["input_ids"]
+        question = tokenizer(row["input"] + tail, add_special_tokens=False)["input_ids"]
+        room = max_context - len(question)
+        if len(context) > room:  # keep both ends, cut the middle
+            context = context[: room // 2] + context[len(context) - (room - room // 2) :]
+        examples.append(
+            QAExample(
+                torch.tensor(context),
+                torch.tensor(question),
+                [str(a) for a in row["answers"]],
+                str(row.get("_id", n)),
+            )
+        )
+    return examples
+
+
+def recall_examples(task: Any, n: int, seed: int) -> list[QAExample]:
+    """The recall language as QA: context = ``BOS pairs... SEP``, question = one key, answer = its value id."""
+    from adore.tasks import SEP, sample
+
+    ids, mask = sample(task, n, seed=seed)
+    out = []
+    for row, m in zip(ids, mask, strict=True):
+        sep = int((row == SEP).nonzero()[0])
+        first = int(m.nonzero()[0])  # the first query's answer position
+        out.append(QAExample(row[: sep + 1], row[sep + 1 : first], [str(int(row[first]))], ""))
+    return out
+
+
+def _cache(
+    name: str, model: Any, controller: Any, budget: int, rebuild: int, context: int
+) -> AdoreCache | None:
+    if name == "full":
+        return None
+    if name in ("adore", "adore+rebuild"):
+        r = rebuild if name == "adore+rebuild" else 0
+        return AdoreCache(model, controller, budget=budget, rebuild=r, rebuild_context=context)
+    policy = {"window": SlidingWindow(), "streaming_llm": StreamingLLM(sinks=4), "random": RandomPolicy()}[
+        name
+    ]
+    return AdoreCache(model, budget=budget, policy=policy, sinks=getattr(policy, "sinks", 1))
+
+
+@torch.no_grad()
+def answer(
+    model: Any,
+    example: QAExample,
+    policy: str,
+    budget: int,
+    controller: Any = None,
+    rebuild: int = 2,
+    rebuild_context: int = 1,
+    max_new_tokens: int = 32,
+    eos_token_id: int | None = None,
+) -> list[int]:
+    """Greedy answer ids: prefill the context (released to ``budget``), then ``generate`` from the question."""
+    device = next(model.parameters()).device
+    cache = _cache(policy, model, controller, budget, rebuild, rebuild_context)
+    prompt = torch.cat([example.context_ids, example.question_ids])[None].to(device)
+    kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": False, "pad_token_id": 0}
+    if eos_token_id is not None:
+        kwargs["eos_token_id"] = eos_token_id
+    if cache is None:
+        out = model.generate(prompt, **kwargs)
+    else:
+        with cache:
+            model(example.context_ids[None].to(device), past_key_values=cache, use_cache=True)
+            out = model.generate(prompt, past_key_values=cache, **kwargs)
+    return out[0, prompt.shape[1] :].tolist()
+
+
+@dataclass
+class QAExperimentConfig:
+    """``experiment=qa`` (the recall language via ``generate``, CPU) and ``experiment=paper_longbench`` (a hub model
+    on LongBench JSONL files, GPU)."""
+
+    name: str = "qa"
+    model: str = (
+        ""  # "" = the recall LM of the recall experiment's settings (trained or loaded from the cache)
+    )
+    data: list[str] = field(default_factory=list)  # LongBench JSONL files (model != "")
+    template: str = LONGBENCH_TEMPLATE
+    max_context: int = 3500
+    max_new_tokens: int = 32
+    dtype: str = "auto"
+    device: str = "auto"
+    examples: int = 100  # per data file (recall: in all)
+    budgets: list[float] = field(default_factory=lambda: [0.1, 0.25, 0.5])  # fractions of each context
+    policies: list[str] = field(default_factory=lambda: list(QA_POLICIES))
+    rebuild: int = 2
+    rebuild_context: int = 1
+    controller_window: int = 1024  # real model: controller trained on this many context tokens per sequence
+    seed: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        from paperlab.config import require
+
+        require(all(0 < b <= 1 for b in self.budgets), "budgets", self.budgets, "fractions in (0, 1]")
+        for p in self.policies:
+            require(
+                p in QA_POLICIES, "policies", p, f"names from {', '.join(QA_POLICIES)} (generate-compatible)"
+            )
+        require(
+            not self.model or bool(self.data), "data", self.data, "LongBench JSONL file(s) when model is set"
+        )
+        require(self.examples >= 1, "examples", self.examples, ">= 1")
+
+
+def run_qa(cfg: QAExperimentConfig, recall: Any, controller_cfg: Any) -> dict[str, Any]:
+    """Score every policy at every budget; ``recall``: the recall experiment's settings (task, LM steps) used when
+    ``cfg.model`` is empty; ``controller_cfg``: :class:`~adore.controller.ControllerConfig`."""
+    from tqdm.auto import tqdm
+
+    from adore.controller import train_controller
+    from paperlab.metrics import exact_match, qa_f1
+    from paperlab.report import plot_lines, results_dir, write_results
+    from paperlab.seed import seed_everything
+
+    seed_everything(cfg.seed)
+    eos = None
+    if cfg.model:
+        from paperlab.models import load_causal_lm, load_tokenizer
+
+        tokenizer = load_tokenizer(cfg.model)
+        model = load_causal_lm(
+            cfg.model, dtype=cfg.dtype, device=cfg.device, attn_implementation="eager"
+        ).eval()
+        sets = {Path(p).stem: load_longbench(p, tokenizer, cfg.template, cfg.max_context) for p in cfg.data}
+        pool = [e for v in sets.values() for e in v]
+        n_ctl = min(controller_cfg.sequences, max(1, len(pool) // 5))
+        ctl_ids = [e.context_ids[: cfg.controller_window] for e in pool[:n_ctl]]
+        sets = {k: v[: cfg.examples] for k, v in sets.items()}
+        eos = tokenizer.eos_token_id
+
+        def score(ids: list[int], ex: QAExample) -> float:
+            text = tokenizer.decode(ids, skip_special_tokens=True).strip().split("\n")[0]
+            return qa_f1(text, ex.answers)
+
+        metric = "F1"
+    else:
+        from adore.experiment import _lm_checkpoint
+        from adore.tasks import sample, train_recall_lm
+
+        model = train_recall_lm(
+            recall.task,
+            steps=recall.lm_steps,
+            lr=recall.lm_lr,
+            seed=recall.seed,
+            checkpoint=_lm_checkpoint(recall),
+            progress=cfg.progress,
+        )
+        ctl_ids = list(sample(recall.task, controller_cfg.sequences, seed=cfg.seed + 1)[0])
+        sets = {"recall": recall_examples(recall.task, cfg.examples, seed=cfg.seed + 2)}
+
+        def score(ids: list[int], ex: QAExample) -> float:
+            return exact_match(str(ids[0]) if ids else "", ex.answers)
+
+        metric = "exact match"
+    controller = train_controller(model, ctl_ids, controller_cfg, progress=cfg.progress)
+    rows = []
+    for set_name, examples in sets.items():
+        for fraction in cfg.budgets:
+            for policy in cfg.policies:
+                total = 0.0
+                for ex in tqdm(
+                    examples, desc=f"{set_name} {policy} @ {fraction}", disable=not cfg.progress, leave=False
+                ):
+                    budget = max(cfg.rebuild + 6, round(fraction * ex.context_ids.numel()))
+                    ids = answer(
+                        model,
+                        ex,
+                        policy,
+                        budget,
+                        controller,
+                        cfg.rebuild,
+                        cfg.rebuild_context,
+                        cfg.max_new_tokens if cfg.model else 1,
+                        eos,
+                    )
+                    total += score(ids, ex)
+                rows.append(
+                    {
+                        "data": set_name,
+                        "budget": f"{round(100 * fraction)}%",
+                        "fraction": fraction,
+                        "policy": policy,
+                        metric: 100 * total / len(examples),
+                        "examples": len(examples),
+                    }
+                )
+                log.info("%s", rows[-1])
+    out_dir = results_dir("adore", cfg.name)
+    for set_name in sets:
+        plot_lines(
+            out_dir / f"{metric.replace(' ', '_')}_vs_budget-{set_name}.png",
+            [100 * b for b in cfg.budgets],
+            {
+                p: [r[metric] for r in rows if r["policy"] == p and r["data"] == set_name]
+                for p in cfg.policies
+            },
+            xlabel="cache budget (% of the context)",
+            ylabel=f"{metric} (%)",
+            title=f"{set_name}: question-agnostic KV compression",
+        )
+    write_results(
+        out_dir,
+        {"rows": rows, "metric": metric},
+        rows=rows,
+        columns=["data", "budget", "policy", metric, "examples"],
+        title="ADORE: QA under a KV budget (context compressed before the question)",
+        notes="Context prefilled and released to the budget before the question is fed; greedy answers via "
+        "model.generate with an AdoreCache.",
+    )
+    print((out_dir / "results.md").read_text())
+    return {"rows": rows, "metric": metric}
