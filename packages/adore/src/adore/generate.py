@@ -9,7 +9,8 @@ model's decoder stack; they act only on forwards that carry this cache object:
   their ORIGINAL positions, and the position ids and an additive mask (each query sees the keys at positions <= its
   own) are set, so the rebuild costs one slightly longer forward, not a separate pass (the paper's design);
 - after the forward: the release policy (ADORE's release head by default; any id-only policy works, e.g.
-  StreamingLLM) scores the cached tokens and the cache keeps ``budget`` of them (sinks and the newest always).
+  StreamingLLM) scores the cached tokens and the cache keeps ``budget`` of them (sinks and the newest always);
+  with ``release_every = c`` it releases in chunks, down to ``budget - c + 1`` once it exceeds ``budget``.
 
 ``get_seq_length()`` returns the number of tokens SEEN (kept + released), which is what ``generate`` needs for the
 positions of new tokens. Call :meth:`AdoreCache.close` (or use it as a context manager) to remove the hooks.
@@ -44,11 +45,17 @@ class AdoreCache(ReleasableCache):
         sinks: int = 1,
         recent: int = 1,
         policy: Policy | None = None,
+        release_every: int = 1,
     ) -> None:
         super().__init__()
         check_model(model)
         self.config = DecodeConfig(
-            budget=budget, sinks=sinks, recent=recent, rebuild=rebuild, rebuild_context=rebuild_context
+            budget=budget,
+            sinks=sinks,
+            recent=recent,
+            rebuild=rebuild,
+            rebuild_context=rebuild_context,
+            release_every=release_every,
         )
         if policy is None:
             if controller is None:
@@ -155,7 +162,7 @@ class AdoreCache(ReleasableCache):
         keep = select(
             scores,
             self.positions,
-            self.config.budget,
+            self.config.budget - self.config.release_every + 1,
             max(self.config.sinks, getattr(self.policy, "sinks", 0)),
             self.config.recent,
         )
