@@ -18,7 +18,7 @@ import hashlib
 import json
 import logging
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +125,15 @@ def text_corpus(paths: list[str]) -> tuple[list[str], list[str], str]:
     return train, held, digest.hexdigest()[:12]
 
 
+LM_KEY_FIELDS = ("vocab_size", "window", "layers", "hidden", "heads", "steps", "batch", "lr", "seed")
+
+
+def lm_cache_dir(cfg: LMExperimentConfig, digest: str) -> Path:
+    """Cache folder of the tokenizer and the trained LM: keyed by the corpus and the fields that shape them only."""
+    key = json.dumps({**{k: getattr(cfg, k) for k in LM_KEY_FIELDS}, "corpus": digest}, sort_keys=True)
+    return cache_root() / "adore" / f"text-lm-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+
+
 def _windows(tokenizer: Any, docs: list[str], window: int) -> torch.Tensor:
     ids: list[int] = []
     for doc in docs:
@@ -180,8 +189,7 @@ def run_lm(cfg: LMExperimentConfig) -> dict[str, Any]:
 
     seed_everything(cfg.seed)
     train_docs, eval_docs, digest = text_corpus(cfg.text_files) if cfg.text_files else docs_corpus()
-    key = json.dumps({**asdict(cfg), "corpus": digest, "controller": None, "budgets": None}, sort_keys=True)
-    folder = cache_root() / "adore" / f"text-lm-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    folder = lm_cache_dir(cfg, digest)
     folder.mkdir(parents=True, exist_ok=True)
     if cfg.model:
         from paperlab.models import load_tokenizer
