@@ -4,5 +4,8 @@ import sys
 
 
 def main() -> None:
-    print("aihf: not yet implemented (see packages/aihf/README.md)", file=sys.stderr)
+    print(
+        "aihf: no experiment yet (in progress: losses and the TRL trainer are built; see packages/aihf/README.md)",
+        file=sys.stderr,
+    )
     sys.exit(0)
