@@ -32,13 +32,17 @@ def test_sft_moves_toward_the_demonstrations(task) -> None:
     assert end["ranking_acc"] > 70.0
 
 
-def test_interrupted_stage_loop_resumes_to_the_same_result(task, tmp_path) -> None:
-    cfg = MethodConfig(steps=40, lr=3e-3, beta=5.0)
-    full, history_full = train("IRFT", task, cfg, T=4, seed=3)
-    ckpt = tmp_path / "irft.pt"
-    train("IRFT", task, cfg, T=4, seed=3, checkpoint=ckpt, stop_after=2)  # "interrupted" after stage 2
-    resumed, history = train("IRFT", task, cfg, T=4, seed=3, checkpoint=ckpt)
-    assert [h["stage"] for h in history] == [0, 1, 2, 3, 4]
+@pytest.mark.parametrize(("method", "stop_after"), [("IRFT", 20), ("IRFT", 10), ("RFT", 10)])
+def test_interrupted_stage_loop_resumes_to_the_same_result(task, tmp_path, method, stop_after) -> None:
+    """Stopped at a stage end (step 20 of 2 stages x 20) or mid-stage (step 10), then resumed from the file."""
+    cfg = MethodConfig(steps=40, lr=3e-3, beta=5.0, rl_samples=8, reward_steps=5)
+    full, history_full = train(method, task, cfg, T=2, seed=3)
+    ckpt = tmp_path / "run.pt"
+    _, partial = train(method, task, cfg, T=2, seed=3, checkpoint=ckpt, stop_after=stop_after)
+    assert partial[-1]["step"] == stop_after
+    resumed, history = train(method, task, cfg, T=2, seed=3, checkpoint=ckpt)
+    assert [h["step"] for h in history] == [0, 10, 20, 30, 40]
+    assert [h["stage"] for h in history] == [0, 0, 1, 1, 2]
     for a, b in zip(full.parameters(), resumed.parameters(), strict=True):
         assert torch.allclose(a, b, atol=1e-6)
     assert history == history_full

@@ -1,5 +1,6 @@
 """Files that survive interruption: atomic writes (temp file + rename), an append-only JSONL cache that
-resumes by key, and checkpoints that bundle model, optimizer, step and RNG state."""
+resumes by key, and checkpoints that bundle model, optimizer, step and RNG state; and reading a user's JSONL data
+with errors that name the file and line (:func:`read_jsonl`, :class:`DataError`)."""
 
 from __future__ import annotations
 
@@ -62,6 +63,33 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     import torch
 
     return _atomic(Path(path), lambda h: torch.save(obj, h), "wb")
+
+
+class DataError(ValueError):
+    """A data file or row that cannot be used; the message names the file, the line or row, and the field."""
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of a JSONL file (blank lines skipped); a missing file or a line that is not a JSON object is a
+    :class:`DataError` naming the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    rows = []
+    with path.open(encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(
+                    f"{path}:{number}: not valid JSON ({err.msg} at column {err.colno})"
+                ) from None
+            if not isinstance(row, dict):
+                raise DataError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
+            rows.append(row)
+    return rows
 
 
 def read_json(path: str | Path) -> Any:

@@ -395,3 +395,42 @@ def load_open_clip(
 
     model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained, **kwargs)
     return model, preprocess, open_clip.get_tokenizer(name)
+
+
+# ----------------------------------------------------------------------------------------------- sampling
+
+
+@torch.no_grad()
+def sample_completions(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[str],
+    *,
+    max_new_tokens: int = 64,
+    temperature: float = 1.0,
+    batch_size: int = 16,
+) -> list[str]:
+    """One sampled completion per prompt (left-padded batches, special tokens dropped); an empty completion becomes
+    the EOS text (or ``"."``) so that it can still be tokenised as a training target. The model's train/eval mode
+    and the tokenizer's padding side are restored afterwards."""
+    side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    out: list[str] = []
+    was_training = model.training
+    model.eval()
+    try:
+        for start in range(0, len(prompts), batch_size):
+            batch = tokenizer(list(prompts[start : start + batch_size]), return_tensors="pt", padding=True)
+            batch = {k: v.to(model.device) for k, v in batch.items()}
+            ids = model.generate(
+                **batch,
+                do_sample=True,
+                temperature=temperature,
+                max_new_tokens=max_new_tokens,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+            texts = tokenizer.batch_decode(ids[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
+            out.extend(t if t.strip() else tokenizer.eos_token or "." for t in texts)
+    finally:
+        tokenizer.padding_side = side
+        model.train(was_training)
+    return out

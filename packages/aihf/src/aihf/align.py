@@ -16,46 +16,17 @@ Data: JSONL files (one object per line) or hub datasets (``hub:<name>[:<split>]`
 from __future__ import annotations
 
 import copy
-import json
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from paperlab.config import ConfigError, require
-from paperlab.io import atomic_write_json
+from paperlab.io import DataError, atomic_write_json, read_jsonl
 from paperlab.report import results_dir
 
 log = logging.getLogger(__name__)
 HH_SPLIT = "\n\nAssistant:"
-
-
-class DataError(ValueError):
-    """A data file or row that cannot be used; the message names the file, the line and the field."""
-
-
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """Rows of a JSONL file; a line that is not a JSON object is an error naming the file and line."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    rows = []
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(
-                    f"{path}:{number}: not valid JSON ({err.msg} at column {err.colno})"
-                ) from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
-            rows.append(row)
-    return rows
 
 
 def _load(source: str) -> tuple[str, list[dict[str, Any]]]:
@@ -202,30 +173,18 @@ def _model_and_tokenizer(cfg: AlignConfig, texts: list[str]) -> tuple[Any, Any]:
     return model, tok
 
 
-@torch.no_grad()
 def sample_completions(model: Any, tok: Any, prompts: list[str], cfg: AlignConfig) -> list[str]:
-    """One sampled completion per prompt from the current policy (left-padded batches)."""
-    side, tok.padding_side = tok.padding_side, "left"
-    out: list[str] = []
-    was_training = model.training
-    model.eval()
-    try:
-        for start in range(0, len(prompts), cfg.generation_batch):
-            batch = tok(prompts[start : start + cfg.generation_batch], return_tensors="pt", padding=True)
-            batch = {k: v.to(model.device) for k, v in batch.items()}
-            ids = model.generate(
-                **batch,
-                do_sample=True,
-                temperature=cfg.temperature,
-                max_new_tokens=cfg.max_new_tokens,
-                pad_token_id=tok.pad_token_id,
-            )
-            texts = tok.batch_decode(ids[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
-            out.extend(t if t.strip() else tok.eos_token or "." for t in texts)
-    finally:
-        tok.padding_side = side
-        model.train(was_training)
-    return out
+    """One sampled completion per prompt from the current policy (:func:`paperlab.models.sample_completions`)."""
+    from paperlab.models import sample_completions as sample
+
+    return sample(
+        model,
+        tok,
+        prompts,
+        max_new_tokens=cfg.max_new_tokens,
+        temperature=cfg.temperature,
+        batch_size=cfg.generation_batch,
+    )
 
 
 def run_align(cfg: AlignConfig, out_dir: Path | None = None) -> dict[str, Any]:

@@ -1,11 +1,12 @@
-"""Command line entry point: `python -m irl_sft experiment=<exp>` or `irl_sft-run experiment=<exp>`."""
+"""Command line entry point: ``python -m irl_sft experiment=<exp>`` or ``irl_sft-run experiment=<exp>``."""
 
-import sys
+from irl_sft.experiment import run
+from paperlab.config import hydra_entry, setup_logging
 
 
-def main() -> None:
-    print(
-        "irl_sft: no experiment yet (in progress: losses, tiny task and stage runner; see packages/irl_sft/README.md)",
-        file=sys.stderr,
-    )
-    sys.exit(0)
+def _run(cfg) -> None:
+    setup_logging()
+    run(cfg)
+
+
+main = hydra_entry("irl_sft", _run)

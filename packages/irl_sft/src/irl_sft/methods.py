@@ -1,8 +1,9 @@
-"""SFT, SPIN, IRFT (T stages) and RFT on :mod:`irl_sft.tiny`'s task, one runner; metrics after every stage.
+"""SFT, SPIN, IRFT (T stages) and RFT on :mod:`irl_sft.tiny`'s task, one runner; metrics during every stage.
 
 Every method spends ``steps`` gradient steps in total (IRFT: ``steps // T`` per stage) on minibatches of
-``batch`` demonstrations. A stage checkpoint (policy, optimiser, reward model, RNG, metrics so far) is written
-atomically after each stage, so a run interrupted mid-way resumes at the last finished stage with the same result.
+``batch`` demonstrations. A checkpoint (policy, optimisers, reward model, the stage's reference model and
+generations, RNG, metrics so far) is written atomically at every evaluation mark, inside stages too, so a run
+interrupted anywhere resumes at the last mark with the same result as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -29,14 +30,16 @@ class MethodConfig:
     batch: int = 32
     lr: float = 1e-3
     beta: float = 0.5
-    rl_samples: int = 32  # RFT: RLOO samples per step
-    reward_lr: float = 0.05  # RFT: reward table learning rate
+    rl_samples: int = 32  # RFT: RLOO samples per policy step
+    rl_beta: float = 1.0  # RFT: KL(pi || pi_base) coefficient of the policy step
+    reward_lr: float = 0.01  # RFT: reward table learning rate
+    reward_steps: int = 20  # RFT: full-batch reward steps per stage (the official script: 1 epoch per stage)
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch", "rl_samples"):
+        for name in ("steps", "batch", "rl_samples", "reward_steps"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"method.{name}={getattr(self, name)}: expected >= 1")
-        for name in ("lr", "beta", "reward_lr"):
+        for name in ("lr", "beta", "reward_lr", "rl_beta"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"method.{name}={getattr(self, name)}: expected > 0")
 
@@ -85,52 +88,67 @@ def train(
     seed: int = 0,
     checkpoint: Path | None = None,
     stop_after: int | None = None,
+    evals: int = 4,
 ) -> tuple[Policy, list[dict[str, Any]]]:
-    """Train ``method`` from the base model; returns the policy and one metrics row per stage (stage 0 = start).
-    ``checkpoint``: a file written after each stage and resumed from; ``stop_after``: stop after that many stages
-    (to simulate an interruption in tests)."""
+    """Train ``method`` from the base model; returns the policy and metrics rows (``step``, ``stage`` = stages
+    finished, metrics) at the start, every ``steps // evals`` steps and at every stage end.
+
+    ``checkpoint``: a file written at each of those marks and resumed from; ``stop_after``: stop after that many
+    steps (to simulate an interruption in tests; the run stops at the first mark at or past it)."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
     if T < 1:
         raise ValueError(f"T={T}: expected >= 1 stage")
     stages = _stages(method, T)
     per_stage = max(1, cfg.steps // stages)
+    eval_every = max(1, cfg.steps // max(1, evals))
     policy = task.fresh()
     reward = BigramReward(task.cfg.vocab)
     opt = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
     opt_r = torch.optim.Adam(reward.parameters(), lr=cfg.reward_lr)
     g = torch.Generator().manual_seed(seed)
-    history = [{"stage": 0, **evaluate(policy, task)}]
-    start = 0
+    start_stage, start_i, resumed = 0, 0, None
     if checkpoint is not None and checkpoint.is_file():
-        state = torch.load(checkpoint, weights_only=False)
-        policy.load_state_dict(state["policy"])
-        reward.load_state_dict(state["reward"])
-        opt.load_state_dict(state["opt"])
-        opt_r.load_state_dict(state["opt_r"])
-        g.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        history, start = state["history"], state["stage"]
+        resumed = torch.load(checkpoint, weights_only=False)
+        policy.load_state_dict(resumed["policy"])
+        reward.load_state_dict(resumed["reward"])
+        opt.load_state_dict(resumed["opt"])
+        opt_r.load_state_dict(resumed["opt_r"])
+        g.set_state(resumed["generator"])
+        torch.set_rng_state(resumed["torch_rng"])
+        history, start_stage, start_i = resumed["history"], resumed["stage"], resumed["i"]
     else:
         torch.manual_seed(seed)
+        history = [{"step": 0, "stage": 0, **evaluate(policy, task)}]
     start_ref = copy.deepcopy(task.base)
     slices = task.demos.chunk(stages) if method in ("IRFT", "RFT") else [task.demos]
-    for stage in range(start, stages):
+    for stage in range(start_stage, stages):
         demos = slices[stage % len(slices)]
+        mid_stage = resumed is not None and stage == start_stage and start_i > 0
         ref = copy.deepcopy(policy).eval()  # pi_t: the model at the stage start
+        if mid_stage:
+            ref.load_state_dict(resumed["ref"])
         for p in ref.parameters():
             p.requires_grad_(False)
+        generations = resumed["generations"] if mid_stage else None
+        if method in ("SPIN", "IRFT", "RFT") and generations is None:
+            generations = ref.sample(demos.shape[0], g)  # one per demonstration, fixed for the stage
         if method in ("SPIN", "IRFT"):
-            generations = ref.sample(
-                demos.shape[0], g
-            )  # one generation per demonstration, fixed for the stage
             with torch.no_grad():
                 ref_demo, ref_gen = ref.logp(demos), ref.logp(generations)
-        for _ in range(per_stage):
-            idx = torch.randint(demos.shape[0], (cfg.batch,), generator=g)
+        if method == "RFT" and not mid_stage:
+            # Alg. 1 reward step: fit r_phi to rank this stage's demonstrations above the fresh generations
+            for _ in range(cfg.reward_steps):
+                loss_r = reward_loss(reward(demos), reward(generations))
+                opt_r.zero_grad(set_to_none=True)
+                loss_r.backward()
+                opt_r.step()
+        for i in range(start_i if mid_stage else 0, per_stage):
             if method == "SFT":
+                idx = torch.randint(demos.shape[0], (cfg.batch,), generator=g)
                 loss = -policy.logp(demos[idx]).mean() / task.cfg.length
             elif method in ("SPIN", "IRFT"):
+                idx = torch.randint(demos.shape[0], (cfg.batch,), generator=g)
                 loss = irft_loss(
                     policy.logp(demos[idx]),
                     policy.logp(generations[idx]),
@@ -138,33 +156,36 @@ def train(
                     ref_gen[idx],
                     cfg.beta,
                 )
-            else:  # RFT: a reward step (demonstrations > current generations), then an RLOO step
+            else:  # RFT policy step: RLOO on r_phi(y) - rl_beta * (log pi - log pi_base)(y)
                 y = policy.sample(cfg.rl_samples, g)
-                loss_r = reward_loss(reward(demos[idx]), reward(y[: cfg.batch]))
-                opt_r.zero_grad(set_to_none=True)
-                loss_r.backward()
-                opt_r.step()
                 logp = policy.logp(y)
                 with torch.no_grad():
-                    ret = reward(y) - cfg.beta * (logp.detach() - start_ref.logp(y))
+                    ret = reward(y) - cfg.rl_beta * (logp.detach() - start_ref.logp(y))
                     baseline = (ret.sum() - ret) / (ret.shape[0] - 1)
                 loss = -((ret - baseline) * logp).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-        history.append({"stage": stage + 1, **evaluate(policy, task)})
-        if checkpoint is not None:
-            state = {
-                "policy": policy.state_dict(),
-                "reward": reward.state_dict(),
-                "opt": opt.state_dict(),
-                "opt_r": opt_r.state_dict(),
-                "generator": g.get_state(),
-                "torch_rng": torch.get_rng_state(),
-                "history": history,
-                "stage": stage + 1,
-            }
-            atomic_torch_save(state, checkpoint)
-        if stop_after is not None and stage + 1 >= stop_after:
-            break
+            step = stage * per_stage + i + 1
+            done = i + 1 == per_stage
+            if step % eval_every and not done:
+                continue
+            history.append({"step": step, "stage": stage + done, **evaluate(policy, task)})
+            if checkpoint is not None:
+                state = {
+                    "policy": policy.state_dict(),
+                    "reward": reward.state_dict(),
+                    "opt": opt.state_dict(),
+                    "opt_r": opt_r.state_dict(),
+                    "ref": None if done else ref.state_dict(),
+                    "generations": None if done else generations,
+                    "generator": g.get_state(),
+                    "torch_rng": torch.get_rng_state(),
+                    "history": history,
+                    "stage": stage + done,
+                    "i": 0 if done else i + 1,
+                }
+                atomic_torch_save(state, checkpoint)
+            if stop_after is not None and step >= stop_after:
+                return policy, history
     return policy, history

@@ -1,0 +1,387 @@
+"""IRFT on a causal LM (paper Sec. 4.2, Algorithm 2), stage by stage on TRL (:class:`irl_sft.trainer.IRFTTrainer`).
+
+Stage t = 1..T takes its own slice of ``prompts_per_stage`` demonstrations (the official ``run_IRFT.sh``: 5 stages of
+10k of 50k prompts), and:
+
+1. generates one completion per prompt of the slice with the current model pi_t (refreshed each stage);
+2. trains ``IRFTTrainer`` on (prompt, demonstration, generation) with ``ref_model`` = a frozen copy of pi_t;
+3. saves the model (``stage-<t>/model``) and evaluates it on held-out demonstrations.
+
+``T = 1`` with the SFT model as the start is SPIN. Files (under the results folder): ``stage-<t>/generations.jsonl``
+(written before training, so a restarted stage trains on the same pairs), ``stage-<t>/trainer/checkpoint-*`` (Trainer
+checkpoints when ``train.save_strategy: steps``; a rerun resumes mid-stage from the latest), ``stage-<t>/done.json``
+(a rerun skips finished stages), ``metrics.json``, ``results.md`` and ``stage_metrics.png``.
+
+Evaluation after every stage, on ``eval_demos`` held-out demonstrations: the implicit reward r = log pi - log pi_0
+(pi_0 = the starting model) ranks the demonstration above pi_0's own generation for the same prompt (ranking
+accuracy, the paper's "distinguish preferred from non-preferred"), and the demonstrations' log-likelihood per token.
+The paper's own evaluation (a reward model's score and the Open LLM Leaderboard tasks with ``lm-eval``) runs on the
+saved stage models; see the README for the commands.
+
+Data: JSONL files or hub datasets (``hub:<name>[:<split>]``), ``format``:
+
+- ``columns``: a prompt and a completion field (names configurable);
+- ``chat``: a list of ``{role, content}`` messages (ultrachat_200k's ``messages``, SPIN_iter0's ``real``); the last
+  message must be the assistant's and is the demonstration, the ones before it make the prompt through the
+  tokenizer's chat template.
+
+A prompt whose tokens leave fewer than ``min_completion_tokens`` of ``max_length`` for the completion is an error
+naming the file and row (``long_prompts: error``), or is dropped with a warning (``long_prompts: drop``);
+completions are truncated to ``max_length`` (TRL's ``keep_start``), as in the official code.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from irl_sft.losses import sequence_logps
+from paperlab.config import require
+from paperlab.io import DataError, atomic_write_json, read_json, read_jsonl
+from paperlab.report import plot_lines, results_dir, write_results
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DataConfig:
+    demos: str = ""  # JSONL path or hub:<name>[:<split>]
+    format: str = "columns"  # columns | chat
+    prompt_field: str = "prompt"
+    completion_field: str = "completion"
+    messages_field: str = "messages"
+    eval_demos: int = 64  # held-out demonstrations (taken after the training slices)
+
+    def __post_init__(self) -> None:
+        require(self.format in ("columns", "chat"), "data.format", self.format, "columns or chat")
+        require(self.eval_demos >= 1, "data.eval_demos", self.eval_demos, ">= 1")
+
+
+@dataclass
+class LLMConfig:
+    name: str = "llm"
+    model: str = "tiny"  # "tiny": a tiny Llama + tokenizer built locally; else a hub name or local directory
+    dtype: str = "auto"
+    data: DataConfig = field(default_factory=DataConfig)
+    stages: int = 2  # T
+    prompts_per_stage: int = 0  # 0: the training demonstrations split evenly into T slices
+    beta: float = 0.1
+    max_length: int = 128
+    min_completion_tokens: int = 8
+    long_prompts: str = "error"  # error | drop
+    max_new_tokens: int = 32
+    temperature: float = 1.0
+    generation_batch: int = 16
+    seed: int = 0
+    train: dict[str, Any] = field(
+        default_factory=dict
+    )  # IRFTConfig fields (learning_rate, epochs, bf16, ...)
+
+    def __post_init__(self) -> None:
+        require(self.data.demos != "", "data.demos", self.data.demos, "a JSONL path or hub:<name>[:<split>]")
+        require(self.stages >= 1, "stages", self.stages, ">= 1")
+        require(self.prompts_per_stage >= 0, "prompts_per_stage", self.prompts_per_stage, ">= 0")
+        require(self.beta > 0, "beta", self.beta, "> 0")
+        require(
+            0 < self.min_completion_tokens < self.max_length,
+            "min_completion_tokens",
+            self.min_completion_tokens,
+            f"between 1 and max_length - 1 = {self.max_length - 1}",
+        )
+        require(self.long_prompts in ("error", "drop"), "long_prompts", self.long_prompts, "error or drop")
+        require(self.max_new_tokens >= 1, "max_new_tokens", self.max_new_tokens, ">= 1")
+
+
+def synthetic_demos(n: int = 240, seed: int = 0) -> list[dict[str, str]]:
+    """``demos: synthetic``: prompts "count from a by k:" with the demonstration continuing the arithmetic sequence
+    (the tiny default, so that the pipeline runs with no file and no hub)."""
+    import random
+
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        a, k = rng.randint(0, 20), rng.randint(1, 3)
+        rows.append(
+            {
+                "prompt": f"count from {a} by {k}:",
+                "completion": " " + " ".join(str(a + k * i) for i in range(1, 6)),
+            }
+        )
+    return rows
+
+
+def _load(source: str) -> list[dict[str, Any]]:
+    if source == "synthetic":
+        return synthetic_demos()
+    if source.startswith("hub:"):
+        from datasets import load_dataset
+
+        name, _, split = source[4:].partition(":")
+        return [dict(r) for r in load_dataset(name, split=split or "train")]
+    return read_jsonl(source)
+
+
+def _text(row: dict[str, Any], key: str, where: str) -> str:
+    value = row.get(key)
+    if not isinstance(value, str) or not value.strip():
+        found = "missing" if key not in row else f"{type(value).__name__} {value!r}"[:60]
+        raise DataError(f"{where}: field {key!r} is {found}; expected a non-empty string")
+    return value
+
+
+def _chat(row: dict[str, Any], key: str, where: str, tokenizer: Any) -> tuple[str, str]:
+    messages = row.get(key)
+    if not isinstance(messages, list) or len(messages) < 2:
+        found = "missing" if key not in row else f"{type(messages).__name__} of length {len(messages or [])}"
+        raise DataError(
+            f"{where}: field {key!r} is {found}; expected a list of >= 2 {{role, content}} messages"
+        )
+    last = messages[-1]
+    if not isinstance(last, dict) or last.get("role") != "assistant":
+        raise DataError(
+            f"{where}: the last message of {key!r} is not the assistant's; it is the demonstration"
+        )
+    prompt = tokenizer.apply_chat_template(messages[:-1], tokenize=False, add_generation_prompt=True)
+    return prompt, _text(last, "content", f"{where}: {key}[-1]")
+
+
+def load_demos(cfg: LLMConfig, tokenizer: Any) -> list[dict[str, str]]:
+    """``[{prompt, completion}]`` from ``cfg.data``, checked row by row (module docstring)."""
+    rows = _load(cfg.data.demos)
+    out, dropped = [], 0
+    budget = cfg.max_length - cfg.min_completion_tokens
+    for i, row in enumerate(rows, start=1):
+        where = f"{cfg.data.demos}: row {i}"
+        if cfg.data.format == "chat":
+            prompt, completion = _chat(row, cfg.data.messages_field, where, tokenizer)
+        else:
+            prompt = _text(row, cfg.data.prompt_field, where)
+            completion = _text(row, cfg.data.completion_field, where)
+        n = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+        if n > budget:
+            if cfg.long_prompts == "error":
+                raise DataError(
+                    f"{where}: the prompt has {n} tokens; max_length {cfg.max_length} leaves room for at most "
+                    f"{budget} (min_completion_tokens {cfg.min_completion_tokens}). Raise max_length, or set "
+                    "long_prompts=drop to skip such rows"
+                )
+            dropped += 1
+            continue
+        out.append({"prompt": prompt, "completion": completion})
+    if dropped:
+        log.warning(
+            "%s: dropped %d of %d rows whose prompt exceeds %d tokens",
+            cfg.data.demos,
+            dropped,
+            len(rows),
+            budget,
+        )
+    if len(out) <= cfg.data.eval_demos:
+        raise DataError(
+            f"{cfg.data.demos}: {len(out)} usable demonstrations; expected more than data.eval_demos = "
+            f"{cfg.data.eval_demos} (the held-out ones) plus at least one per stage"
+        )
+    return out
+
+
+def _model_and_tokenizer(cfg: LLMConfig, texts: list[str]) -> tuple[Any, Any]:
+    if cfg.model == "tiny":
+        from paperlab.models import tiny_model_and_tokenizer
+
+        model, tok = tiny_model_and_tokenizer(texts, vocab_size=512, seed=cfg.seed)
+    else:
+        from paperlab.models import load_causal_lm, load_tokenizer
+
+        model, tok = load_causal_lm(cfg.model, dtype=cfg.dtype), load_tokenizer(cfg.model)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return model, tok
+
+
+@torch.no_grad()
+def completion_logps(
+    model: Any, tok: Any, prompts: list[str], completions: list[str], batch: int = 16
+) -> torch.Tensor:
+    """Summed log-prob of each completion given its prompt (right-padded batches)."""
+    out = []
+    was_training = model.training
+    model.eval()
+    for s in range(0, len(prompts), batch):
+        p_ids = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts[s : s + batch]]
+        c_ids = [tok(c, add_special_tokens=False)["input_ids"] for c in completions[s : s + batch]]
+        seqs = [p + c for p, c in zip(p_ids, c_ids, strict=True)]
+        width = max(map(len, seqs))
+        ids = torch.full((len(seqs), width), tok.pad_token_id, dtype=torch.long)
+        attn = torch.zeros_like(ids)
+        mask = torch.zeros_like(ids)
+        for k, (p, seq) in enumerate(zip(p_ids, seqs, strict=True)):
+            ids[k, : len(seq)] = torch.tensor(seq)
+            attn[k, : len(seq)] = 1
+            mask[k, len(p) : len(seq)] = 1
+        ids, attn, mask = (t.to(model.device) for t in (ids, attn, mask))
+        logits = model(input_ids=ids, attention_mask=attn, use_cache=False).logits
+        out.append(sequence_logps(logits, ids, mask).cpu())
+    model.train(was_training)
+    return torch.cat(out)
+
+
+def evaluate(
+    model: Any, base_scores: dict[str, torch.Tensor], held: dict[str, list[str]], tok: Any
+) -> dict[str, float]:
+    """Ranking accuracy of r = log pi - log pi_0 (demo vs pi_0's generation) and demo log-likelihood per token."""
+    demo = completion_logps(model, tok, held["prompt"], held["completion"])
+    gen = completion_logps(model, tok, held["prompt"], held["generation"])
+    r_demo, r_gen = demo - base_scores["demo"], gen - base_scores["generation"]
+    tokens = sum(len(tok(c, add_special_tokens=False)["input_ids"]) for c in held["completion"])
+    return {
+        "ranking_acc": 100.0 * float((r_demo > r_gen).float().mean()),
+        "demo_loglik_per_token": float(demo.sum()) / max(tokens, 1),
+    }
+
+
+def run_llm(cfg: LLMConfig, out_dir: Path | None = None) -> dict[str, Any]:
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM
+
+    from irl_sft.trainer import IRFTConfig, IRFTTrainer
+    from paperlab.models import sample_completions
+    from paperlab.seed import seed_everything
+
+    seed_everything(cfg.seed)
+    out = Path(out_dir) if out_dir is not None else results_dir("irl_sft", cfg.name)
+    start_dir = out / "stage-0" / "model"
+    if cfg.model == "tiny" and start_dir.is_dir():  # the tiny start model of an interrupted run
+        model, tok = _model_and_tokenizer(replace(cfg, model=str(start_dir)), [])
+    else:
+        rows = _load(cfg.data.demos) if cfg.model == "tiny" else []
+        model, tok = _model_and_tokenizer(cfg, [" ".join(map(str, r.values())) for r in rows[:2000]])
+        if cfg.model == "tiny":
+            model.save_pretrained(start_dir)
+            tok.save_pretrained(start_dir)
+    demos = load_demos(cfg, tok)
+    held, train_demos = demos[-cfg.data.eval_demos :], demos[: -cfg.data.eval_demos]
+    per_stage = cfg.prompts_per_stage or len(train_demos) // cfg.stages
+    if per_stage < 1 or per_stage * cfg.stages > len(train_demos):
+        raise DataError(
+            f"{cfg.data.demos}: {len(train_demos)} training demonstrations cannot fill {cfg.stages} stages of "
+            f"{per_stage} prompts"
+        )
+    gen = dict(
+        max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, batch_size=cfg.generation_batch
+    )
+    held_cols = {"prompt": [d["prompt"] for d in held], "completion": [d["completion"] for d in held]}
+    held_file = out / "heldout_generations.jsonl"
+    if held_file.is_file():  # pi_0's generations for the held-out prompts, made once
+        held_cols["generation"] = [r["generation"] for r in read_jsonl(held_file)]
+    else:
+        held_cols["generation"] = sample_completions(model, tok, held_cols["prompt"], **gen)
+        _write_jsonl(held_file, [{"generation": g} for g in held_cols["generation"]])
+    base_scores = {
+        "demo": completion_logps(model, tok, held_cols["prompt"], held_cols["completion"]),
+        "generation": completion_logps(model, tok, held_cols["prompt"], held_cols["generation"]),
+    }
+    history = [{"stage": 0, **evaluate(model, base_scores, held_cols, tok)}]
+    prev = (
+        start_dir if cfg.model == "tiny" else Path(cfg.model)
+    )  # pi_t's weights: the start, then each stage's
+
+    def load(path: Path) -> Any:
+        return AutoModelForCausalLM.from_pretrained(path, dtype=model.dtype).to(model.device)
+
+    for t in range(1, cfg.stages + 1):
+        stage_dir = out / f"stage-{t}"
+        if (stage_dir / "done.json").is_file():
+            history.append(read_json(stage_dir / "done.json"))
+            prev = stage_dir / "model"
+            log.info("stage %d already done (%s)", t, stage_dir)
+            continue
+        # policy and pi_t as fresh copies of the stage-start weights (TRL patches the models it trains, so a
+        # deep copy of the previous stage's model would share its patched forward)
+        model = load(prev)
+        ref = load(prev).eval()
+        slice_ = train_demos[(t - 1) * per_stage : t * per_stage]
+        gen_file = stage_dir / "generations.jsonl"
+        if gen_file.is_file():
+            pairs = read_jsonl(gen_file)
+        else:
+            samples = sample_completions(model, tok, [d["prompt"] for d in slice_], **gen)
+            pairs = [
+                {"prompt": d["prompt"], "chosen": d["completion"], "rejected": s}
+                for d, s in zip(slice_, samples, strict=True)
+            ]
+            _write_jsonl(gen_file, pairs)
+        for p in ref.parameters():
+            p.requires_grad_(False)
+        train_args = {"save_strategy": "no", "report_to": [], **cfg.train}
+        args = IRFTConfig(
+            output_dir=str(stage_dir / "trainer"),
+            beta=cfg.beta,
+            max_length=cfg.max_length,
+            seed=cfg.seed + t,
+            **train_args,
+        )
+        trainer = IRFTTrainer(
+            model=model,
+            ref_model=ref,
+            args=args,
+            train_dataset=Dataset.from_list(pairs),
+            processing_class=tok,
+        )
+        resume = any((stage_dir / "trainer").glob("checkpoint-*"))
+        result = trainer.train(resume_from_checkpoint=True if resume else None)
+        model = trainer.model
+        model.save_pretrained(stage_dir / "model")
+        tok.save_pretrained(stage_dir / "model")
+        record = {
+            "stage": t,
+            "train_loss": float(result.training_loss),
+            "pairs": len(pairs),
+            **evaluate(model, base_scores, held_cols, tok),
+        }
+        atomic_write_json(stage_dir / "done.json", record)
+        history.append(record)
+        prev = stage_dir / "model"
+        log.info("IRFT stage %d/%d: %s", t, cfg.stages, record)
+        del ref
+    stages = [h["stage"] for h in history]
+    plot_lines(
+        out / "stage_metrics.png",
+        stages,
+        {"ranking accuracy (%)": [h["ranking_acc"] for h in history]},
+        xlabel="IRFT stage (0 = starting model)",
+        ylabel="held-out ranking accuracy (%)",
+        title=f"IRFT on {cfg.model}: demo vs pi_0 generation",
+    )
+    rows_md = [
+        {k: h.get(k, "") for k in ("stage", "ranking_acc", "demo_loglik_per_token", "train_loss")}
+        for h in history
+    ]
+    metrics = {
+        "config": asdict(cfg),
+        "history": history,
+        "final_model": str(out / f"stage-{cfg.stages}" / "model"),
+    }
+    write_results(
+        out,
+        metrics,
+        rows=rows_md,
+        title=f"irl_sft {cfg.name}: IRFT stages on {cfg.model}",
+        notes=(
+            f"{cfg.stages} stages of {per_stage} prompts, beta {cfg.beta}; held-out: {len(held)} demonstrations. "
+            "Ranking accuracy: r = log pi - log pi_0 ranks the demonstration above pi_0's generation."
+        ),
+    )
+    print((out / "results.md").read_text())
+    return metrics
+
+
+def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    import json
+
+    from paperlab.io import atomic_write_text
+
+    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
