@@ -20,6 +20,7 @@ TRAIN = {
     "per_device_train_batch_size": 8,
     "use_cpu": True,
     "disable_tqdm": True,
+    "activation_checkpointing": False,
 }
 
 

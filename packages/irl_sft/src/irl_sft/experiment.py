@@ -54,6 +54,7 @@ class TinyExperimentConfig:
     evals: int = 4
     layers: int = 2
     hidden: int = 32
+    workers: int = 2  # runs in parallel processes (one torch thread each); 1 = in this process
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -62,10 +63,11 @@ class TinyExperimentConfig:
             parse_run(run)
         require(bool(self.seeds), "seeds", self.seeds, "at least one seed")
         require(self.evals >= 1, "evals", self.evals, ">= 1")
+        require(self.workers >= 1, "workers", self.workers, ">= 1")
 
 
 def _config_hash(cfg: TinyExperimentConfig) -> str:
-    keep = {k: v for k, v in asdict(cfg).items() if k not in ("name", "runs", "seeds", "progress")}
+    keep = {k: v for k, v in asdict(cfg).items() if k not in ("name", "runs", "seeds", "progress", "workers")}
     return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -73,25 +75,47 @@ def _mean_sd(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def run_tiny(cfg: TinyExperimentConfig) -> dict[str, Any]:
+def _one_run(cfg: TinyExperimentConfig, seed: int, run: str) -> list[dict[str, Any]]:
+    """One (run, seed): the task of that seed (base model cached on disk) and the method's metric rows."""
     torch.set_num_threads(1)  # a 2-layer, 32-wide model on 10-token sequences: threads only add overhead
+    task = make_task(TaskConfig(**{**asdict(cfg.task), "seed": seed}), layers=cfg.layers, hidden=cfg.hidden)
+    method, T = parse_run(run)
+    return train(method, task, cfg.method, T=T, seed=seed, evals=cfg.evals)[1]
+
+
+def run_tiny(cfg: TinyExperimentConfig) -> dict[str, Any]:
     out_dir = results_dir("irl_sft", cfg.name)
     runs = JsonlCache(out_dir / f"runs-{_config_hash(cfg)}.jsonl")
-    jobs = [(seed, run) for seed in cfg.seeds for run in cfg.runs]
-    bar = tqdm(total=len(jobs), desc="irl_sft-tiny runs", disable=not cfg.progress)
-    for seed in cfg.seeds:
-        task = None
-        for run in cfg.runs:
-            key = f"{run}|{seed}"
-            if key not in runs:
-                if task is None:
-                    task_cfg = TaskConfig(**{**asdict(cfg.task), "seed": seed})
-                    task = make_task(task_cfg, layers=cfg.layers, hidden=cfg.hidden)
-                method, T = parse_run(run)
-                _, history = train(method, task, cfg.method, T=T, seed=seed, evals=cfg.evals)
-                runs.append({"key": key, "run": run, "seed": seed, "history": history})
-            bar.update(1)
-            bar.set_postfix_str(f"{run} seed={seed}")
+    todo = [(seed, run) for seed in cfg.seeds for run in cfg.runs if f"{run}|{seed}" not in runs]
+    for seed in sorted(
+        {seed for seed, _ in todo}
+    ):  # pretrain (or load) each seed's base model once, up front
+        with torch.random.fork_rng():
+            make_task(TaskConfig(**{**asdict(cfg.task), "seed": seed}), layers=cfg.layers, hidden=cfg.hidden)
+    bar = tqdm(
+        total=len(cfg.seeds) * len(cfg.runs),
+        initial=len(cfg.seeds) * len(cfg.runs) - len(todo),
+        desc="irl_sft-tiny runs",
+        disable=not cfg.progress,
+    )
+
+    def record(seed: int, run: str, history: list[dict[str, Any]]) -> None:
+        runs.append({"key": f"{run}|{seed}", "run": run, "seed": seed, "history": history})
+        bar.update(1)
+        bar.set_postfix_str(f"{run} seed={seed}")
+
+    if cfg.workers > 1 and len(todo) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=cfg.workers, mp_context=context) as pool:
+            futures = {pool.submit(_one_run, cfg, seed, run): (seed, run) for seed, run in todo}
+            for future in as_completed(futures):
+                record(*futures[future], future.result())
+    else:
+        for seed, run in todo:
+            record(seed, run, _one_run(cfg, seed, run))
     bar.close()
 
     def rows_of(run: str) -> list[list[dict[str, Any]]]:

@@ -244,6 +244,7 @@ def evaluate(
 
 
 def run_llm(cfg: LLMConfig, out_dir: Path | None = None) -> dict[str, Any]:
+    from accelerate import PartialState
     from datasets import Dataset
     from transformers import AutoModelForCausalLM
 
@@ -251,17 +252,21 @@ def run_llm(cfg: LLMConfig, out_dir: Path | None = None) -> dict[str, Any]:
     from paperlab.models import sample_completions
     from paperlab.seed import seed_everything
 
+    # under `accelerate launch` every process runs this function; files are made by the main process first and
+    # read by the others, so all ranks train on the same generations
+    state = PartialState()
     seed_everything(cfg.seed)
     out = Path(out_dir) if out_dir is not None else results_dir("irl_sft", cfg.name)
     start_dir = out / "stage-0" / "model"
-    if cfg.model == "tiny" and start_dir.is_dir():  # the tiny start model of an interrupted run
-        model, tok = _model_and_tokenizer(replace(cfg, model=str(start_dir)), [])
-    else:
-        rows = _load(cfg.data.demos) if cfg.model == "tiny" else []
-        model, tok = _model_and_tokenizer(cfg, [" ".join(map(str, r.values())) for r in rows[:2000]])
-        if cfg.model == "tiny":
-            model.save_pretrained(start_dir)
-            tok.save_pretrained(start_dir)
+    with state.main_process_first():
+        if cfg.model == "tiny" and start_dir.is_dir():  # the tiny start model (built once, reused on resume)
+            model, tok = _model_and_tokenizer(replace(cfg, model=str(start_dir)), [])
+        else:
+            rows = _load(cfg.data.demos) if cfg.model == "tiny" else []
+            model, tok = _model_and_tokenizer(cfg, [" ".join(map(str, r.values())) for r in rows[:2000]])
+            if cfg.model == "tiny":
+                model.save_pretrained(start_dir)
+                tok.save_pretrained(start_dir)
     demos = load_demos(cfg, tok)
     held, train_demos = demos[-cfg.data.eval_demos :], demos[: -cfg.data.eval_demos]
     per_stage = cfg.prompts_per_stage or len(train_demos) // cfg.stages
@@ -275,11 +280,12 @@ def run_llm(cfg: LLMConfig, out_dir: Path | None = None) -> dict[str, Any]:
     )
     held_cols = {"prompt": [d["prompt"] for d in held], "completion": [d["completion"] for d in held]}
     held_file = out / "heldout_generations.jsonl"
-    if held_file.is_file():  # pi_0's generations for the held-out prompts, made once
-        held_cols["generation"] = [r["generation"] for r in read_jsonl(held_file)]
-    else:
-        held_cols["generation"] = sample_completions(model, tok, held_cols["prompt"], **gen)
-        _write_jsonl(held_file, [{"generation": g} for g in held_cols["generation"]])
+    with state.main_process_first():
+        if held_file.is_file():  # pi_0's generations for the held-out prompts, made once
+            held_cols["generation"] = [r["generation"] for r in read_jsonl(held_file)]
+        else:
+            held_cols["generation"] = sample_completions(model, tok, held_cols["prompt"], **gen)
+            _write_jsonl(held_file, [{"generation": g} for g in held_cols["generation"]])
     base_scores = {
         "demo": completion_logps(model, tok, held_cols["prompt"], held_cols["completion"]),
         "generation": completion_logps(model, tok, held_cols["prompt"], held_cols["generation"]),
@@ -305,15 +311,16 @@ def run_llm(cfg: LLMConfig, out_dir: Path | None = None) -> dict[str, Any]:
         ref = load(prev).eval()
         slice_ = train_demos[(t - 1) * per_stage : t * per_stage]
         gen_file = stage_dir / "generations.jsonl"
-        if gen_file.is_file():
-            pairs = read_jsonl(gen_file)
-        else:
-            samples = sample_completions(model, tok, [d["prompt"] for d in slice_], **gen)
-            pairs = [
-                {"prompt": d["prompt"], "chosen": d["completion"], "rejected": s}
-                for d, s in zip(slice_, samples, strict=True)
-            ]
-            _write_jsonl(gen_file, pairs)
+        with state.main_process_first():
+            if gen_file.is_file():
+                pairs = read_jsonl(gen_file)
+            else:
+                samples = sample_completions(model, tok, [d["prompt"] for d in slice_], **gen)
+                pairs = [
+                    {"prompt": d["prompt"], "chosen": d["completion"], "rejected": s}
+                    for d, s in zip(slice_, samples, strict=True)
+                ]
+                _write_jsonl(gen_file, pairs)
         for p in ref.parameters():
             p.requires_grad_(False)
         train_args = {"save_strategy": "no", "report_to": [], **cfg.train}
@@ -334,19 +341,28 @@ def run_llm(cfg: LLMConfig, out_dir: Path | None = None) -> dict[str, Any]:
         resume = any((stage_dir / "trainer").glob("checkpoint-*"))
         result = trainer.train(resume_from_checkpoint=True if resume else None)
         model = trainer.model
-        model.save_pretrained(stage_dir / "model")
-        tok.save_pretrained(stage_dir / "model")
+        trainer.save_model(str(stage_dir / "model"))  # main process only (and gathers sharded weights)
         record = {
             "stage": t,
             "train_loss": float(result.training_loss),
             "pairs": len(pairs),
             **evaluate(model, base_scores, held_cols, tok),
         }
-        atomic_write_json(stage_dir / "done.json", record)
+        if state.is_main_process:
+            tok.save_pretrained(stage_dir / "model")
+            atomic_write_json(stage_dir / "done.json", record)
+        state.wait_for_everyone()
         history.append(record)
         prev = stage_dir / "model"
         log.info("IRFT stage %d/%d: %s", t, cfg.stages, record)
         del ref
+    metrics = {
+        "config": asdict(cfg),
+        "history": history,
+        "final_model": str(out / f"stage-{cfg.stages}" / "model"),
+    }
+    if not state.is_main_process:
+        return metrics
     stages = [h["stage"] for h in history]
     plot_lines(
         out / "stage_metrics.png",
@@ -360,11 +376,6 @@ def run_llm(cfg: LLMConfig, out_dir: Path | None = None) -> dict[str, Any]:
         {k: h.get(k, "") for k in ("stage", "ranking_acc", "demo_loglik_per_token", "train_loss")}
         for h in history
     ]
-    metrics = {
-        "config": asdict(cfg),
-        "history": history,
-        "final_model": str(out / f"stage-{cfg.stages}" / "model"),
-    }
     write_results(
         out,
         metrics,
