@@ -14,3 +14,8 @@ EXPERIMENTS += irl_sft-paper
 .PHONY: irl_sft-paper
 irl_sft-paper: setup ## IRFT on zephyr-7b-sft-full + ultrachat_200k, 5 stages (GPUs + hub; PAPER_1B=1 for the 1B setting)
 	$(PY) -m irl_sft experiment=$(if $(PAPER_1B),paper_1b,paper)
+
+EXPERIMENTS += irl_sft-llm-rft-tiny
+.PHONY: irl_sft-llm-rft-tiny
+irl_sft-llm-rft-tiny: setup ## explicit RFT on TRL (reward model + RLOO per stage) with a tiny Llama built locally (CPU, ~2 min)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(PY) -m irl_sft experiment=llm_rft_tiny

@@ -62,11 +62,32 @@ class DataConfig:
 
 
 @dataclass
+class RFTConfig:
+    """The explicit variant's pieces (``method: rft``; Sec. 4.1, Algorithm 1; official ``run_RFT.sh``)."""
+
+    reward_model: str = (
+        ""  # "": a tiny reward model on the policy's tokenizer (model: tiny); else hub name / dir
+    )
+    rl_beta: float = 0.05  # KL(pi || pi_0) coefficient of the policy step (TRL RLOO's beta)
+    num_generations: int = 4  # RLOO samples per prompt
+    reward_train: dict[str, Any] = field(default_factory=dict)  # RewardConfig fields
+    rl_train: dict[str, Any] = field(default_factory=dict)  # RLOOConfig fields
+
+    def __post_init__(self) -> None:
+        require(self.rl_beta >= 0, "rft.rl_beta", self.rl_beta, ">= 0")
+        require(
+            self.num_generations >= 2, "rft.num_generations", self.num_generations, ">= 2 (leave-one-out)"
+        )
+
+
+@dataclass
 class LLMConfig:
     name: str = "llm"
+    method: str = "irft"  # irft (implicit, IRFTTrainer) | rft (explicit: reward model + RLOO per stage)
     model: str = "tiny"  # "tiny": a tiny Llama + tokenizer built locally; else a hub name or local directory
     dtype: str = "auto"
     data: DataConfig = field(default_factory=DataConfig)
+    rft: RFTConfig = field(default_factory=RFTConfig)
     stages: int = 2  # T
     prompts_per_stage: int = 0  # 0: the training demonstrations split evenly into T slices
     beta: float = 0.1
@@ -82,7 +103,14 @@ class LLMConfig:
     )  # IRFTConfig fields (learning_rate, epochs, bf16, ...)
 
     def __post_init__(self) -> None:
+        require(self.method in ("irft", "rft"), "method", self.method, "irft or rft")
         require(self.data.demos != "", "data.demos", self.data.demos, "a JSONL path or hub:<name>[:<split>]")
+        require(
+            self.method == "irft" or self.model == "tiny" or self.rft.reward_model != "",
+            "rft.reward_model",
+            self.rft.reward_model,
+            "a hub name or directory of a sequence-classification model when model is not 'tiny'",
+        )
         require(self.stages >= 1, "stages", self.stages, ">= 1")
         require(self.prompts_per_stage >= 0, "prompts_per_stage", self.prompts_per_stage, ">= 0")
         require(self.beta > 0, "beta", self.beta, "> 0")
@@ -245,10 +273,8 @@ def evaluate(
 
 def run_llm(cfg: LLMConfig, out_dir: Path | None = None) -> dict[str, Any]:
     from accelerate import PartialState
-    from datasets import Dataset
     from transformers import AutoModelForCausalLM
 
-    from irl_sft.trainer import IRFTConfig, IRFTTrainer
     from paperlab.models import sample_completions
     from paperlab.seed import seed_everything
 
@@ -298,11 +324,13 @@ def run_llm(cfg: LLMConfig, out_dir: Path | None = None) -> dict[str, Any]:
     def load(path: Path) -> Any:
         return AutoModelForCausalLM.from_pretrained(path, dtype=model.dtype).to(model.device)
 
+    prev_reward: Path | None = None  # RFT: the reward model continues from stage to stage
     for t in range(1, cfg.stages + 1):
         stage_dir = out / f"stage-{t}"
         if (stage_dir / "done.json").is_file():
             history.append(read_json(stage_dir / "done.json"))
             prev = stage_dir / "model"
+            prev_reward = stage_dir / "reward" if cfg.method == "rft" else None
             log.info("stage %d already done (%s)", t, stage_dir)
             continue
         # policy and pi_t as fresh copies of the stage-start weights (TRL patches the models it trains, so a
@@ -321,32 +349,22 @@ def run_llm(cfg: LLMConfig, out_dir: Path | None = None) -> dict[str, Any]:
                     for d, s in zip(slice_, samples, strict=True)
                 ]
                 _write_jsonl(gen_file, pairs)
-        for p in ref.parameters():
-            p.requires_grad_(False)
-        train_args = {"save_strategy": "no", "report_to": [], **cfg.train}
-        args = IRFTConfig(
-            output_dir=str(stage_dir / "trainer"),
-            beta=cfg.beta,
-            max_length=cfg.max_length,
-            seed=cfg.seed + t,
-            **train_args,
-        )
-        trainer = IRFTTrainer(
-            model=model,
-            ref_model=ref,
-            args=args,
-            train_dataset=Dataset.from_list(pairs),
-            processing_class=tok,
-        )
-        resume = any((stage_dir / "trainer").glob("checkpoint-*"))
-        result = trainer.train(resume_from_checkpoint=True if resume else None)
-        model = trainer.model
-        trainer.save_model(str(stage_dir / "model"))  # main process only (and gathers sharded weights)
+        if cfg.method == "rft":
+            del ref
+            model, train_loss, extra = _rft_stage(
+                cfg, t, model, tok, pairs, stage_dir, out, prev_reward, state, gen
+            )
+            prev_reward = stage_dir / "reward"
+        else:
+            model, train_loss = _irft_stage(cfg, t, model, ref, tok, pairs, stage_dir)
+            extra = {}
+            del ref
         record = {
             "stage": t,
-            "train_loss": float(result.training_loss),
+            "train_loss": train_loss,
             "pairs": len(pairs),
             **evaluate(model, base_scores, held_cols, tok),
+            **extra,
         }
         if state.is_main_process:
             tok.save_pretrained(stage_dir / "model")
@@ -354,8 +372,7 @@ def run_llm(cfg: LLMConfig, out_dir: Path | None = None) -> dict[str, Any]:
         state.wait_for_everyone()
         history.append(record)
         prev = stage_dir / "model"
-        log.info("IRFT stage %d/%d: %s", t, cfg.stages, record)
-        del ref
+        log.info("%s stage %d/%d: %s", cfg.method.upper(), t, cfg.stages, record)
     metrics = {
         "config": asdict(cfg),
         "history": history,
@@ -370,17 +387,17 @@ def run_llm(cfg: LLMConfig, out_dir: Path | None = None) -> dict[str, Any]:
         {"ranking accuracy (%)": [h["ranking_acc"] for h in history]},
         xlabel="IRFT stage (0 = starting model)",
         ylabel="held-out ranking accuracy (%)",
-        title=f"IRFT on {cfg.model}: demo vs pi_0 generation",
+        title=f"{cfg.method.upper()} on {cfg.model}: demo vs pi_0 generation",
     )
-    rows_md = [
-        {k: h.get(k, "") for k in ("stage", "ranking_acc", "demo_loglik_per_token", "train_loss")}
-        for h in history
-    ]
+    columns = ["stage", "ranking_acc", "demo_loglik_per_token", "train_loss"]
+    if cfg.method == "rft":  # the stage's reward model: its accuracy, and the policy's reward before/after RL
+        columns += ["reward_train_acc", "reward_demo", "reward_before", "reward_after"]
+    rows_md = [{k: h.get(k, "") for k in columns} for h in history]
     write_results(
         out,
         metrics,
         rows=rows_md,
-        title=f"irl_sft {cfg.name}: IRFT stages on {cfg.model}",
+        title=f"irl_sft {cfg.name}: {cfg.method.upper()} stages on {cfg.model}",
         notes=(
             f"{cfg.stages} stages of {per_stage} prompts, beta {cfg.beta}; held-out: {len(held)} demonstrations. "
             "Ranking accuracy: r = log pi - log pi_0 ranks the demonstration above pi_0's generation."
@@ -388,6 +405,138 @@ def run_llm(cfg: LLMConfig, out_dir: Path | None = None) -> dict[str, Any]:
     )
     print((out / "results.md").read_text())
     return metrics
+
+
+def _irft_stage(
+    cfg: LLMConfig, t: int, model: Any, ref: Any, tok: Any, pairs: list[dict[str, str]], stage_dir: Path
+) -> tuple[Any, float]:
+    """One IRFT stage: :class:`irl_sft.trainer.IRFTTrainer` on (demonstration, generation) with pi_t = ``ref``."""
+    from datasets import Dataset
+
+    from irl_sft.trainer import IRFTConfig, IRFTTrainer
+
+    for p in ref.parameters():
+        p.requires_grad_(False)
+    args = IRFTConfig(
+        output_dir=str(stage_dir / "trainer"),
+        beta=cfg.beta,
+        max_length=cfg.max_length,
+        seed=cfg.seed + t,
+        **{"save_strategy": "no", "report_to": [], **cfg.train},
+    )
+    trainer = IRFTTrainer(
+        model=model, ref_model=ref, args=args, train_dataset=Dataset.from_list(pairs), processing_class=tok
+    )
+    resume = any((stage_dir / "trainer").glob("checkpoint-*"))
+    result = trainer.train(resume_from_checkpoint=True if resume else None)
+    trainer.save_model(str(stage_dir / "model"))  # main process only (and gathers sharded weights)
+    return trainer.model, float(result.training_loss)
+
+
+@torch.no_grad()
+def reward_scores(
+    reward: Any, tok: Any, prompts: list[str], completions: list[str], batch: int = 16
+) -> torch.Tensor:
+    """r_phi(prompt + completion) for each pair (right-padded batches)."""
+    side, tok.padding_side = tok.padding_side, "right"
+    out = []
+    was_training = reward.training
+    reward.eval()
+    try:
+        for s in range(0, len(prompts), batch):
+            texts = [p + c for p, c in zip(prompts[s : s + batch], completions[s : s + batch], strict=True)]
+            enc = tok(texts, return_tensors="pt", padding=True).to(reward.device)
+            out.append(reward(**enc).logits[:, 0].float().cpu())
+    finally:
+        tok.padding_side = side
+        reward.train(was_training)
+    return torch.cat(out)
+
+
+def _rft_stage(
+    cfg: LLMConfig,
+    t: int,
+    model: Any,
+    tok: Any,
+    pairs: list[dict[str, str]],
+    stage_dir: Path,
+    out: Path,
+    prev_reward: Path | None,
+    state: Any,
+    gen: dict[str, Any],
+) -> tuple[Any, float, dict[str, float]]:
+    """One RFT stage (Algorithm 1): fit the reward model to rank this stage's demonstrations above the current
+    policy's generations (Bradley-Terry, TRL's ``RewardTrainer``, continuing from the previous stage's reward model),
+    then improve the policy on r_phi with a KL penalty to the starting model pi_0 (TRL's ``RLOOTrainer``; the official
+    code uses PPO). Returns the policy, the RL loss and the stage's reward figures: the reward model's accuracy on the
+    stage's pairs, and its mean reward of the policy's samples before and after the policy step."""
+    from datasets import Dataset
+    from transformers import AutoModelForSequenceClassification
+    from trl import RewardConfig, RewardTrainer, RLOOConfig, RLOOTrainer
+
+    from paperlab.models import sample_completions
+
+    if prev_reward is not None:
+        reward = AutoModelForSequenceClassification.from_pretrained(prev_reward, num_labels=1)
+    elif cfg.rft.reward_model:
+        reward = AutoModelForSequenceClassification.from_pretrained(cfg.rft.reward_model, num_labels=1)
+    else:
+        from paperlab.models import tiny_sequence_classifier
+
+        reward = tiny_sequence_classifier(tokenizer=tok, seed=cfg.seed)
+    if reward.config.pad_token_id is None:
+        reward.config.pad_token_id = tok.pad_token_id
+    common = {"save_strategy": "no", "report_to": [], "seed": cfg.seed + t}
+    for key in ("use_cpu", "bf16", "activation_checkpointing"):  # device settings follow the policy's
+        if key in cfg.train:
+            common[key] = cfg.train[key]
+    rm_trainer = RewardTrainer(
+        model=reward,
+        args=RewardConfig(
+            output_dir=str(stage_dir / "reward_trainer"),
+            max_length=cfg.max_length,
+            **{**common, **cfg.rft.reward_train},
+        ),
+        train_dataset=Dataset.from_list(pairs),
+        processing_class=tok,
+    )
+    rm_trainer.train()
+    reward = rm_trainer.model
+    prompts = [p["prompt"] for p in pairs]
+    r_demo = reward_scores(reward, tok, prompts, [p["chosen"] for p in pairs])
+    r_gen = reward_scores(reward, tok, prompts, [p["rejected"] for p in pairs])
+    rm_trainer.save_model(str(stage_dir / "reward"))
+    state.wait_for_everyone()
+    reward = AutoModelForSequenceClassification.from_pretrained(stage_dir / "reward", num_labels=1)
+    start = out / "stage-0" / "model" if cfg.model == "tiny" else Path(cfg.model)
+    model.config._name_or_path = str(start)  # TRL builds RLOO's KL reference from this path: pi_0, not pi_t
+    rl = RLOOTrainer(
+        model=model,
+        reward_funcs=reward,
+        args=RLOOConfig(
+            output_dir=str(stage_dir / "rl_trainer"),
+            beta=cfg.rft.rl_beta,
+            num_generations=cfg.rft.num_generations,
+            max_completion_length=cfg.max_new_tokens,
+            temperature=cfg.temperature,
+            **{**common, **{k: v for k, v in cfg.train.items() if k not in common}, **cfg.rft.rl_train},
+        ),
+        train_dataset=Dataset.from_list([{"prompt": p} for p in prompts]),
+        processing_class=tok,
+        reward_processing_classes=tok,
+    )
+    resume = any((stage_dir / "rl_trainer").glob("checkpoint-*"))
+    result = rl.train(resume_from_checkpoint=True if resume else None)
+    rl.save_model(str(stage_dir / "model"))
+    after = sample_completions(rl.model, tok, prompts, **gen)
+    r_after = reward_scores(reward, tok, prompts, after)
+    extra = {
+        "reward_train_acc": 100.0 * float((r_demo > r_gen).float().mean()),
+        "reward_demo": float(r_demo.mean()),
+        "reward_before": float(r_gen.mean()),
+        "reward_after": float(r_after.mean()),
+    }
+    return rl.model, float(result.training_loss), extra
 
 
 def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
