@@ -55,10 +55,16 @@ class DataConfig:
     completion_field: str = "completion"
     messages_field: str = "messages"
     eval_demos: int = 64  # held-out demonstrations (taken after the training slices)
+    # preference pairs ranked by the implicit reward log pi - log pi_0 at every stage (the official
+    # test_reward_accuracy.py on ultrafeedback_binarized test_prefs): "" none | "synthetic" | JSONL | hub:<name>[:<split>]
+    # with prompt/chosen/rejected strings (format columns) or chosen/rejected message lists (format chat)
+    eval_prefs: str = ""
+    eval_prefs_limit: int = 0  # 0: all pairs
 
     def __post_init__(self) -> None:
         require(self.format in ("columns", "chat"), "data.format", self.format, "columns or chat")
         require(self.eval_demos >= 1, "data.eval_demos", self.eval_demos, ">= 1")
+        require(self.eval_prefs_limit >= 0, "data.eval_prefs_limit", self.eval_prefs_limit, ">= 0")
 
 
 @dataclass
@@ -97,6 +103,9 @@ class LLMConfig:
     max_new_tokens: int = 32
     temperature: float = 1.0
     generation_batch: int = 16
+    # "" none; else a sequence-classification reward model (hub name or directory, with its own tokenizer) that
+    # scores the policy's completions of the held-out prompts at every stage (mean reward; our choice of judge)
+    eval_reward_model: str = ""
     seed: int = 0
     train: dict[str, Any] = field(
         default_factory=dict
@@ -140,6 +149,56 @@ def synthetic_demos(n: int = 240, seed: int = 0) -> list[dict[str, str]]:
             }
         )
     return rows
+
+
+def synthetic_prefs(n: int = 48, seed: int = 1) -> list[dict[str, str]]:
+    """``eval_prefs: synthetic``: the correct continuation of "count from a by k:" preferred to one with a wrong step."""
+    import random
+
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        a, k = rng.randint(0, 20), rng.randint(1, 3)
+        wrong = k + rng.choice([1, 2])
+        chosen, rejected = (" " + " ".join(str(a + step * i) for i in range(1, 6)) for step in (k, wrong))
+        rows.append({"prompt": f"count from {a} by {k}:", "chosen": chosen, "rejected": rejected})
+    return rows
+
+
+def load_prefs(cfg: LLMConfig, tokenizer: Any) -> list[dict[str, str]]:
+    """``[{prompt, chosen, rejected}]`` from ``cfg.data.eval_prefs``, checked row by row (file, row, field)."""
+    source = cfg.data.eval_prefs
+    rows = synthetic_prefs() if source == "synthetic" else _load(source)
+    if cfg.data.eval_prefs_limit:
+        rows = rows[: cfg.data.eval_prefs_limit]
+    out = []
+    for i, row in enumerate(rows, start=1):
+        where = f"{source}: row {i}"
+        if cfg.data.format == "chat" and source != "synthetic":
+            prompt, chosen = _chat(row, "chosen", where, tokenizer)
+            prompt_r, rejected = _chat(row, "rejected", where, tokenizer)
+            if prompt_r != prompt:
+                raise DataError(
+                    f"{where}: 'chosen' and 'rejected' differ before the last (assistant) message"
+                )
+        else:
+            prompt, chosen, rejected = (_text(row, k, where) for k in ("prompt", "chosen", "rejected"))
+        out.append({"prompt": prompt, "chosen": chosen, "rejected": rejected})
+    if not out:
+        raise DataError(f"{source}: no preference pairs; expected rows with prompt, chosen and rejected")
+    return out
+
+
+@torch.no_grad()
+def judge_rewards(judge: Any, judge_tok: Any, prompts: list[str], completions: list[str]) -> torch.Tensor:
+    """An external reward model's score of each (prompt, completion), given as a text pair (as OpenAssistant's
+    reward models take question and answer); its first logit."""
+    out = []
+    for s in range(0, len(prompts), 16):
+        ps, cs = prompts[s : s + 16], completions[s : s + 16]
+        enc = judge_tok(ps, cs, return_tensors="pt", padding=True, truncation=True)
+        out.append(judge(**enc.to(judge.device)).logits[:, 0].float().cpu())
+    return torch.cat(out)
 
 
 def _load(source: str) -> list[dict[str, Any]]:
@@ -258,17 +317,41 @@ def completion_logps(
 
 
 def evaluate(
-    model: Any, base_scores: dict[str, torch.Tensor], held: dict[str, list[str]], tok: Any
+    model: Any,
+    base_scores: dict[str, torch.Tensor],
+    held: dict[str, list[str]],
+    tok: Any,
+    prefs: list[dict[str, str]] | None = None,
+    judge: tuple[Any, Any, dict[str, Any]] | None = None,
 ) -> dict[str, float]:
-    """Ranking accuracy of r = log pi - log pi_0 (demo vs pi_0's generation) and demo log-likelihood per token."""
+    """Ranking accuracy of r = log pi - log pi_0 (demo vs pi_0's generation) and demo log-likelihood per token;
+    with ``prefs``, the share of preference pairs whose chosen answer gets the higher implicit reward
+    (``base_scores["chosen"/"rejected"]`` = pi_0's); with ``judge`` = (reward model, its tokenizer, sampling
+    kwargs), the judge's mean reward of the policy's completions of the held-out prompts."""
     demo = completion_logps(model, tok, held["prompt"], held["completion"])
     gen = completion_logps(model, tok, held["prompt"], held["generation"])
     r_demo, r_gen = demo - base_scores["demo"], gen - base_scores["generation"]
     tokens = sum(len(tok(c, add_special_tokens=False)["input_ids"]) for c in held["completion"])
-    return {
+    out = {
         "ranking_acc": 100.0 * float((r_demo > r_gen).float().mean()),
         "demo_loglik_per_token": float(demo.sum()) / max(tokens, 1),
     }
+    if prefs:
+        prompts = [p["prompt"] for p in prefs]
+        chosen = completion_logps(model, tok, prompts, [p["chosen"] for p in prefs]) - base_scores["chosen"]
+        rejected = (
+            completion_logps(model, tok, prompts, [p["rejected"] for p in prefs]) - base_scores["rejected"]
+        )
+        out["pref_acc"] = 100.0 * float((chosen > rejected).float().mean())
+    if judge is not None:
+        from paperlab.models import sample_completions
+
+        reward_model, judge_tok, gen_kwargs = judge
+        with torch.random.fork_rng(devices=[]):  # the same draws at every stage; training's RNG untouched
+            torch.manual_seed(0)
+            samples = sample_completions(model, tok, held["prompt"], **gen_kwargs)
+        out["judge_reward"] = float(judge_rewards(reward_model, judge_tok, held["prompt"], samples).mean())
+    return out
 
 
 def run_llm(cfg: LLMConfig, out_dir: Path | None = None) -> dict[str, Any]:
@@ -316,7 +399,26 @@ def run_llm(cfg: LLMConfig, out_dir: Path | None = None) -> dict[str, Any]:
         "demo": completion_logps(model, tok, held_cols["prompt"], held_cols["completion"]),
         "generation": completion_logps(model, tok, held_cols["prompt"], held_cols["generation"]),
     }
-    history = [{"stage": 0, **evaluate(model, base_scores, held_cols, tok)}]
+    prefs = load_prefs(cfg, tok) if cfg.data.eval_prefs else None
+    if prefs:
+        pref_prompts = [p["prompt"] for p in prefs]
+        for key in ("chosen", "rejected"):
+            base_scores[key] = completion_logps(model, tok, pref_prompts, [p[key] for p in prefs])
+    judge = None
+    if cfg.eval_reward_model:
+        from transformers import AutoModelForSequenceClassification
+
+        from paperlab.models import load_tokenizer
+
+        judge_model = AutoModelForSequenceClassification.from_pretrained(
+            cfg.eval_reward_model, dtype=model.dtype
+        )
+        judge = (judge_model.to(model.device).eval(), load_tokenizer(cfg.eval_reward_model), gen)
+
+    def evaluate_stage(policy: Any) -> dict[str, float]:
+        return evaluate(policy, base_scores, held_cols, tok, prefs=prefs, judge=judge)
+
+    history = [{"stage": 0, **evaluate_stage(model)}]
     prev = (
         start_dir if cfg.model == "tiny" else Path(cfg.model)
     )  # pi_t's weights: the start, then each stage's
@@ -363,7 +465,7 @@ def run_llm(cfg: LLMConfig, out_dir: Path | None = None) -> dict[str, Any]:
             "stage": t,
             "train_loss": train_loss,
             "pairs": len(pairs),
-            **evaluate(model, base_scores, held_cols, tok),
+            **evaluate_stage(model),
             **extra,
         }
         if state.is_main_process:
@@ -390,6 +492,7 @@ def run_llm(cfg: LLMConfig, out_dir: Path | None = None) -> dict[str, Any]:
         title=f"{cfg.method.upper()} on {cfg.model}: demo vs pi_0 generation",
     )
     columns = ["stage", "ranking_acc", "demo_loglik_per_token", "train_loss"]
+    columns += [k for k in ("pref_acc", "judge_reward") if k in history[0]]
     if cfg.method == "rft":  # the stage's reward model: its accuracy, and the policy's reward before/after RL
         columns += ["reward_train_acc", "reward_demo", "reward_before", "reward_after"]
     rows_md = [{k: h.get(k, "") for k in columns} for h in history]
