@@ -24,36 +24,15 @@ from aihf.align import AlignConfig, DataConfig, sample_completions
 from aihf.methods import METHODS, MethodConfig, train
 from aihf.oracle import BigramPolicy, TaskConfig, make_task
 from aihf.trainer import AIHFConfig, AIHFTrainer
-from paperlab.io import atomic_write_json, atomic_write_text
-from paperlab.models import tiny_model_and_tokenizer
-from paperlab.report import markdown_table
+from paperlab.models import SAMPLE_WORDS, random_words, tiny_model_and_tokenizer
+from paperlab.report import write_bench
 
 PAIRS = 128
-WORDS = [
-    "the",
-    "a",
-    "cat",
-    "dog",
-    "sun",
-    "moon",
-    "bird",
-    "fish",
-    "sat",
-    "ran",
-    "sang",
-    "slept",
-    "on",
-    "under",
-    "near",
-    "far",
-    "away",
-    "quickly",
-    "slowly",
-]
+WORDS = SAMPLE_WORDS
 
 
 def _text(g: torch.Generator, n: int) -> str:
-    return " " + " ".join(WORDS[int(i)] for i in torch.randint(len(WORDS), (n,), generator=g))
+    return random_words(g, n)
 
 
 def rows(kind: str) -> list[dict]:
@@ -150,19 +129,13 @@ def main() -> None:
                 "vs DPO": times[method] / times["DPO"],
             }
         )
-    for r in results:
-        print(r, flush=True)
-    out = Path("results/bench")
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(
-        out / "aihf.json", {"rows": results, "pairs": PAIRS, "threads": torch.get_num_threads()}
+    write_bench(
+        "aihf",
+        results,
+        title=f"aihf benchmark (tiny Llama 4 x 128, fp32, CPU, {torch.get_num_threads()} threads; {PAIRS} pairs, batch 16)",
+        columns=["what", "value", "unit", "vs DPO"],
+        extra={"pairs": PAIRS, "threads": torch.get_num_threads()},
     )
-    text = (
-        f"# aihf benchmark (tiny Llama 4 x 128, fp32, CPU, {torch.get_num_threads()} threads; {PAIRS} pairs, batch 16)\n\n"
-        + markdown_table(results, ["what", "value", "unit", "vs DPO"], floatfmt=".3g")
-    )
-    atomic_write_text(out / "aihf.md", text)
-    print(text)
 
 
 if __name__ == "__main__":

@@ -24,36 +24,15 @@ from trl import DPOConfig, DPOTrainer
 from irl_sft.methods import MethodConfig, train
 from irl_sft.tiny import TaskConfig, make_task
 from irl_sft.trainer import IRFTConfig, IRFTTrainer
-from paperlab.io import atomic_write_json, atomic_write_text
-from paperlab.models import sample_completions, tiny_model_and_tokenizer
-from paperlab.report import markdown_table
+from paperlab.models import SAMPLE_WORDS, random_words, sample_completions, tiny_model_and_tokenizer
+from paperlab.report import write_bench
 
 PAIRS = 128
-WORDS = [
-    "the",
-    "a",
-    "cat",
-    "dog",
-    "sun",
-    "moon",
-    "bird",
-    "fish",
-    "sat",
-    "ran",
-    "sang",
-    "slept",
-    "on",
-    "under",
-    "near",
-    "far",
-    "away",
-    "quickly",
-    "slowly",
-]
+WORDS = SAMPLE_WORDS
 
 
 def _text(g: torch.Generator, n: int) -> str:
-    return " " + " ".join(WORDS[int(i)] for i in torch.randint(len(WORDS), (n,), generator=g))
+    return random_words(g, n)
 
 
 def pairs() -> list[dict[str, str]]:
@@ -137,17 +116,13 @@ def main() -> None:
                 "ratio": seconds / times["SFT"],
             }
         )
-    for r in results:
-        print(r, flush=True)
-    out = Path("results/bench")
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "irl_sft.json", {"rows": results, "pairs": PAIRS})
-    text = (
-        f"# irl_sft benchmark (tiny Llama 4 x 128, fp32, CPU; {PAIRS} pairs, batch 16; ratio: to DPO or to SFT)\n\n"
-        + markdown_table(results, ["what", "value", "unit", "ratio"], floatfmt=".3g")
+    write_bench(
+        "irl_sft",
+        results,
+        title=f"irl_sft benchmark (tiny Llama 4 x 128, fp32, CPU; {PAIRS} pairs, batch 16; ratio: to DPO or to SFT)",
+        columns=["what", "value", "unit", "ratio"],
+        extra={"pairs": PAIRS},
     )
-    atomic_write_text(out / "irl_sft.md", text)
-    print(text)
 
 
 if __name__ == "__main__":

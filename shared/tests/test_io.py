@@ -101,3 +101,20 @@ def test_load_checkpoint_errors(tmp_path):
     save_checkpoint(tmp_path / "x.pt", step=1)
     with pytest.raises(KeyError, match="no 'model' state"):
         load_checkpoint(tmp_path / "x.pt", model=torch.nn.Linear(1, 1))
+
+
+def test_jsonl_rows_carry_their_line_numbers_and_bad_lines_are_named(tmp_path) -> None:
+    from paperlab.io import DataError, iter_jsonl, read_jsonl
+
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"a": 1}\n\n{"a": 2}\n')
+    assert list(iter_jsonl(path)) == [(1, {"a": 1}), (3, {"a": 2})]
+    assert read_jsonl(path) == [{"a": 1}, {"a": 2}]
+    path.write_text('{"a": 1}\n[1, 2]\n')
+    with pytest.raises(DataError, match=r"rows\.jsonl:2: expected a JSON object, got list"):
+        read_jsonl(path)
+    path.write_text('{"a": 1}\n{oops\n')
+    with pytest.raises(DataError, match=r"rows\.jsonl:2: not valid JSON"):
+        read_jsonl(path)
+    with pytest.raises(DataError, match="no such file"):
+        read_jsonl(tmp_path / "missing.jsonl")

@@ -110,3 +110,15 @@ def test_vision_towers_shapes():
     clip = tiny_open_clip(embed_dim=32, context_length=16, vocab_size=100)
     assert clip.encode_image(torch.zeros(3, 3, 32, 32)).shape == (3, 32)
     assert clip.encode_text(torch.zeros(3, 16, dtype=torch.long)).shape == (3, 32)
+
+
+def test_random_words_and_the_policy_loader() -> None:
+    import torch
+
+    from paperlab.models import SAMPLE_WORDS, policy_and_tokenizer, random_words
+
+    a = random_words(torch.Generator().manual_seed(0), 12)
+    assert a == random_words(torch.Generator().manual_seed(0), 12) and a.startswith(" ")
+    assert len(a.split()) == 12 and set(a.split()) <= set(SAMPLE_WORDS)
+    policy, tok = policy_and_tokenizer("tiny", ["count from 1 by 2: 3 5 7"], seed=0)
+    assert tok.pad_token is not None and policy.config.vocab_size == len(tok)

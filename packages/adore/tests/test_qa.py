@@ -35,7 +35,7 @@ def test_loader_truncates_the_middle_and_names_bad_fields(tmp_path: Path) -> Non
     bad = _write(tmp_path / "bad.jsonl", [{"context": "c", "input": "q", "answers": ["a"]}, {"context": "c"}])
     with pytest.raises(ValueError, match=r"bad\.jsonl:2: field 'input'"):
         load_longbench(bad, tok)
-    with pytest.raises(ValueError, match=r"bad2\.jsonl:1: not JSON"):
+    with pytest.raises(ValueError, match=r"bad2\.jsonl:1: not valid JSON"):
         load_longbench(_write(tmp_path / "bad2.jsonl", ["{oops"]), tok)
     with pytest.raises(FileNotFoundError, match=r"missing\.jsonl"):
         load_longbench(tmp_path / "missing.jsonl", tok)

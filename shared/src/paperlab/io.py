@@ -69,13 +69,13 @@ class DataError(ValueError):
     """A data file or row that cannot be used; the message names the file, the line or row, and the field."""
 
 
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """Rows of a JSONL file (blank lines skipped); a missing file or a line that is not a JSON object is a
-    :class:`DataError` naming the file and line."""
+def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, row)`` for each JSON object of a JSONL file (blank lines skipped, so that errors about a row
+    can name its line); a missing file or a line that is not a JSON object is a :class:`DataError` naming the file
+    and line."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
-    rows = []
     with path.open(encoding="utf-8") as f:
         for number, line in enumerate(f, start=1):
             if not line.strip():
@@ -88,8 +88,12 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
                 ) from None
             if not isinstance(row, dict):
                 raise DataError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
-            rows.append(row)
-    return rows
+            yield number, row
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of a JSONL file (:func:`iter_jsonl` without the line numbers)."""
+    return [row for _, row in iter_jsonl(path)]
 
 
 def read_json(path: str | Path) -> Any:

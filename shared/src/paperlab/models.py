@@ -47,6 +47,17 @@ SAMPLE_TEXTS = [
 
 _FAMILIES = ("llama", "qwen2", "mistral")
 
+SAMPLE_WORDS = (
+    "the", "a", "cat", "dog", "sun", "moon", "bird", "fish", "sat", "ran",
+    "sang", "slept", "on", "under", "near", "far", "away", "quickly", "slowly",
+)  # fmt: skip
+
+
+def random_words(generator: torch.Generator, n: int, words: Sequence[str] = SAMPLE_WORDS) -> str:
+    """``n`` words drawn uniformly (with a leading space: a completion-ready text), for throughput benchmarks and
+    tests that need text of a given length."""
+    return " " + " ".join(words[int(i)] for i in torch.randint(len(words), (n,), generator=generator))
+
 
 # ----------------------------------------------------------------------------------------------- loading
 
@@ -401,6 +412,21 @@ def load_open_clip(
 
 
 @torch.no_grad()
+def policy_and_tokenizer(
+    model: str, texts: Iterable[str] = (), *, dtype: str = "auto", seed: int = 0, vocab_size: int = 512
+) -> tuple[Any, Any]:
+    """The policy of an alignment run and its tokenizer: ``"tiny"`` builds a tiny Llama with a tokenizer trained on
+    ``texts`` (:func:`tiny_model_and_tokenizer`), anything else is a hub name or directory (:func:`load_causal_lm`,
+    :func:`load_tokenizer`). The tokenizer always has a pad token (its EOS when it had none)."""
+    if model == "tiny":
+        policy, tok = tiny_model_and_tokenizer(list(texts) or None, vocab_size=vocab_size, seed=seed)
+    else:
+        policy, tok = load_causal_lm(model, dtype=dtype), load_tokenizer(model)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return policy, tok
+
+
 def sample_completions(
     model: Any,
     tokenizer: Any,

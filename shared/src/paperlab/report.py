@@ -164,3 +164,23 @@ def write_results(
         atomic_write_text(out / "results.md", text)
         write_csv(out / "results.csv", rows, columns)
     return out
+
+
+def write_bench(
+    name: str,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    title: str,
+    columns: Sequence[str] | None = None,
+    extra: Mapping[str, Any] | None = None,
+    floatfmt: str = ".3g",
+) -> Path:
+    """A benchmark's output: ``results/bench/<name>.json`` (``rows`` and ``extra``) and ``<name>.md`` (``# title``
+    and the table), both written atomically; the Markdown is printed. Returns the Markdown path. The folder is
+    ``results/bench`` under the repository root (or ``$PAPERLAB_RESULTS/bench``)."""
+    out = results_dir("bench", ".").resolve()
+    atomic_write_json(out / f"{name}.json", {"rows": list(rows), **(extra or {})})
+    text = f"# {title}\n\n" + markdown_table(rows, columns, floatfmt=floatfmt)
+    path = atomic_write_text(out / f"{name}.md", text)
+    print(text, flush=True)
+    return path

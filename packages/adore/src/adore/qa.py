@@ -13,7 +13,6 @@ generated greedily. Two sources of examples:
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ import torch
 
 from adore.generate import AdoreCache
 from adore.policies import RandomPolicy, SlidingWindow, StreamingLLM
+from paperlab.io import iter_jsonl
 
 log = logging.getLogger(__name__)
 QA_POLICIES = ("full", "window", "streaming_llm", "random", "adore", "adore+rebuild")
@@ -51,13 +51,7 @@ def load_longbench(
     if "{context}" not in head:
         raise ValueError("template must contain {context} before {input}")
     examples = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}:{n}: not JSON ({err.msg})") from err
+    for n, row in iter_jsonl(path):
         for key, kind in (("context", str), ("input", str), ("answers", list)):
             if not isinstance(row.get(key), kind):
                 raise ValueError(

@@ -276,17 +276,9 @@ def load_demos(cfg: LLMConfig, tokenizer: Any) -> list[dict[str, str]]:
 
 
 def _model_and_tokenizer(cfg: LLMConfig, texts: list[str]) -> tuple[Any, Any]:
-    if cfg.model == "tiny":
-        from paperlab.models import tiny_model_and_tokenizer
+    from paperlab.models import policy_and_tokenizer
 
-        model, tok = tiny_model_and_tokenizer(texts, vocab_size=512, seed=cfg.seed)
-    else:
-        from paperlab.models import load_causal_lm, load_tokenizer
-
-        model, tok = load_causal_lm(cfg.model, dtype=cfg.dtype), load_tokenizer(cfg.model)
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    return model, tok
+    return policy_and_tokenizer(cfg.model, texts, dtype=cfg.dtype, seed=cfg.seed)
 
 
 @torch.no_grad()

@@ -366,9 +366,9 @@ def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
 def load_mpaper(out_dir: str | Path, task: str | None = None, split: str | None = None):
     """The built samples as a :class:`datasets.Dataset` (``task`` in cap/analysis/outline filters one group,
     ``split`` one split). Raises ``FileNotFoundError`` naming the missing JSONL."""
-    import json
-
     from datasets import Dataset
+
+    from paperlab.io import iter_jsonl
 
     path = Path(out_dir) / "sft" / ("3tasks.jsonl" if task is None else f"{task}.jsonl")
     if not path.is_file():
@@ -376,13 +376,7 @@ def load_mpaper(out_dir: str | Path, task: str | None = None, split: str | None 
             f"{path}: no M-Paper JSONL here; run `python -m paperowl build SRC_DIR OUT_DIR` first"
         )
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}:{number}: not valid JSON ({err.msg})") from err
+    for number, row in iter_jsonl(path):
         for key in ("id", "task_type", "image", "conversations"):
             if key not in row:
                 raise ValueError(f"{path}:{number}: missing field {key!r}")

@@ -7,7 +7,6 @@ shape-adaptive crops of that image (:mod:`paperowl.cropping`).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import torch
 from PIL import Image
 
+from paperlab.io import iter_jsonl
 from paperowl.cropping import crop_views
 from paperowl.model import IMAGE_TOKEN
 
@@ -116,13 +116,7 @@ def samples_from_jsonl(
     path = Path(path)
     root = Path(root) if root is not None else path.parent.parent
     out = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}:{number}: not valid JSON ({err.msg})") from err
+    for number, row in iter_jsonl(path):
         for key in ("conversations", "image"):
             if key not in row:
                 raise ValueError(f"{path}:{number}: missing field {key!r}")
