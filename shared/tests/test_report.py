@@ -38,6 +38,9 @@ def test_write_bench_writes_json_and_markdown_under_results_bench(tmp_path, monk
     rows = [{"what": "a", "value": 1.23456, "ratio": 1.0}, {"what": "b", "value": 2.5, "ratio": 2.025}]
     md = write_bench("pkg", rows, title="pkg benchmark", extra={"threads": 1})
     assert md == tmp_path / "bench" / "pkg.md"
-    assert md.read_text() == "# pkg benchmark\n\n| what | value | ratio |\n| --- | --- | --- |\n| a | 1.23 | 1 |\n| b | 2.5 | 2.02 |\n"
+    assert (
+        md.read_text()
+        == "# pkg benchmark\n\n| what | value | ratio |\n| --- | --- | --- |\n| a | 1.23 | 1 |\n| b | 2.5 | 2.02 |\n"
+    )
     assert json.loads((tmp_path / "bench" / "pkg.json").read_text()) == {"rows": rows, "threads": 1}
     assert "# pkg benchmark" in capsys.readouterr().out
