@@ -1,3 +1,4 @@
-"""paperlab-alpha-umi: not yet implemented (see the package README)."""
+"""paperlab-alpha-umi: alpha-UMi, the planner / caller / summarizer tool-use agent trained with GLPFT
+(Shen et al. 2024, "Small LLMs Are Weak Tool Learners: A Multi-LLM Agent")."""
 
-__all__: list[str] = []
+__all__ = ["data", "experiment", "infer", "metrics", "runtime", "train", "world"]

@@ -1,8 +1,12 @@
-"""Command line entry point: `python -m alpha_umi experiment=<exp>` or `alpha_umi-run experiment=<exp>`."""
+"""Command line entry point: ``python -m alpha_umi experiment=<exp>`` or ``alpha_umi-run experiment=<exp>``."""
 
-import sys
+from alpha_umi.experiment import ExperimentConfig, run
+from paperlab.config import from_config, hydra_entry, setup_logging
 
 
-def main() -> None:
-    print("alpha_umi: not yet implemented (see packages/alpha_umi/README.md)", file=sys.stderr)
-    sys.exit(0)
+def _run(cfg) -> None:
+    setup_logging()
+    run(from_config(ExperimentConfig, cfg))
+
+
+main = hydra_entry("alpha_umi", _run)
