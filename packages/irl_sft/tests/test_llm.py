@@ -112,7 +112,7 @@ def test_irft_config_refuses_other_dpo_losses_and_the_trainer_needs_pi_t(tmp_pat
 def test_stage_loop_learns_the_demonstrations_and_resumes_mid_stage(
     tok_and_models, tmp_path, monkeypatch
 ) -> None:
-    from irl_sft.llm import judge_rewards, load_demos
+    from irl_sft.llm import load_demos, reward_scores
     from paperlab.models import sample_completions, tiny_sequence_classifier
 
     # an external judge with its own tokenizer (a random tiny classifier: the plumbing is what is checked)
@@ -143,7 +143,7 @@ def test_stage_loop_learns_the_demonstrations_and_resumes_mid_stage(
     prompts = [d["prompt"] for d in load_demos(cfg_eval, tok)[-24:]]
     torch.manual_seed(0)
     samples = sample_completions(final, tok, prompts, max_new_tokens=12, temperature=1.0, batch_size=16)
-    expected = float(judge_rewards(judge.eval(), judge_tok, prompts, samples).mean())
+    expected = float(reward_scores(judge.eval(), judge_tok, prompts, samples, as_pair=True).mean())
     assert history[0]["judge_reward"] == pytest.approx(expected, abs=1e-4)
 
     # interrupted in stage 2 after step 4 (a Trainer checkpoint every 2 steps), then rerun: same final weights

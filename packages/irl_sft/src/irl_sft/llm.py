@@ -189,18 +189,6 @@ def load_prefs(cfg: LLMConfig, tokenizer: Any) -> list[dict[str, str]]:
     return out
 
 
-@torch.no_grad()
-def judge_rewards(judge: Any, judge_tok: Any, prompts: list[str], completions: list[str]) -> torch.Tensor:
-    """An external reward model's score of each (prompt, completion), given as a text pair (as OpenAssistant's
-    reward models take question and answer); its first logit."""
-    out = []
-    for s in range(0, len(prompts), 16):
-        ps, cs = prompts[s : s + 16], completions[s : s + 16]
-        enc = judge_tok(ps, cs, return_tensors="pt", padding=True, truncation=True)
-        out.append(judge(**enc.to(judge.device)).logits[:, 0].float().cpu())
-    return torch.cat(out)
-
-
 def _load(source: str) -> list[dict[str, Any]]:
     if source == "synthetic":
         return synthetic_demos()
@@ -342,7 +330,9 @@ def evaluate(
         with torch.random.fork_rng(devices=[]):  # the same draws at every stage; training's RNG untouched
             torch.manual_seed(0)
             samples = sample_completions(model, tok, held["prompt"], **gen_kwargs)
-        out["judge_reward"] = float(judge_rewards(reward_model, judge_tok, held["prompt"], samples).mean())
+        out["judge_reward"] = float(
+            reward_scores(reward_model, judge_tok, held["prompt"], samples, as_pair=True).mean()
+        )
     return out
 
 
@@ -530,18 +520,29 @@ def _irft_stage(
 
 @torch.no_grad()
 def reward_scores(
-    reward: Any, tok: Any, prompts: list[str], completions: list[str], batch: int = 16
+    reward: Any,
+    tok: Any,
+    prompts: list[str],
+    completions: list[str],
+    *,
+    as_pair: bool = False,
+    batch: int = 16,
 ) -> torch.Tensor:
-    """r_phi(prompt + completion) for each pair (right-padded batches)."""
+    """A sequence-classification reward model's first logit for each (prompt, completion), in right-padded batches:
+    the concatenated text (our reward models, trained on it), or with ``as_pair`` the text pair, truncated to the
+    model's length (external judges such as OpenAssistant's, which take question and answer)."""
     side, tok.padding_side = tok.padding_side, "right"
     out = []
     was_training = reward.training
     reward.eval()
     try:
         for s in range(0, len(prompts), batch):
-            texts = [p + c for p, c in zip(prompts[s : s + batch], completions[s : s + batch], strict=True)]
-            enc = tok(texts, return_tensors="pt", padding=True).to(reward.device)
-            out.append(reward(**enc).logits[:, 0].float().cpu())
+            ps, cs = prompts[s : s + batch], completions[s : s + batch]
+            if as_pair:
+                enc = tok(ps, cs, return_tensors="pt", padding=True, truncation=True)
+            else:
+                enc = tok([p + c for p, c in zip(ps, cs, strict=True)], return_tensors="pt", padding=True)
+            out.append(reward(**enc.to(reward.device)).logits[:, 0].float().cpu())
     finally:
         tok.padding_side = side
         reward.train(was_training)
