@@ -1,8 +1,12 @@
-"""Command line entry point: `python -m profuser experiment=<exp>` or `profuser-run experiment=<exp>`."""
+"""Command line entry point: ``python -m profuser experiment=<exp>`` or ``profuser-run experiment=<exp>``."""
 
-import sys
+from paperlab.config import from_config, hydra_entry, setup_logging
+from profuser.experiment import ExperimentConfig, run
 
 
-def main() -> None:
-    print("profuser: not yet implemented (see packages/profuser/README.md)", file=sys.stderr)
-    sys.exit(0)
+def _run(cfg) -> None:
+    setup_logging()
+    run(from_config(ExperimentConfig, cfg))
+
+
+main = hydra_entry("profuser", _run)

@@ -1,0 +1,142 @@
+"""ProFuser's training on ``transformers.Trainer``: ``ProFuserConfig(TrainingArguments)`` + ``ProFuserTrainer``.
+
+The trainer is given the inference-mode items (the reward-chosen source response with that source's distributions
+on it) and the training-mode items (the ground truth with the MinCE source's distributions), and draws from them by
+the progressive schedule (:class:`profuser.schedule.ProgressiveSampler`); the loss is
+:func:`profuser.losses.fusion_loss`. SFT (``lam=1``, training mode), FuseLLM (training mode) and the inference-only
+ablation are the same trainer with another schedule. Being a ``Trainer``, it runs under ``accelerate launch`` /
+``torchrun`` unchanged, checkpoints every ``save_steps`` and resumes with ``resume_from_checkpoint``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import Trainer, TrainingArguments
+
+from profuser.losses import fusion_loss
+from profuser.represent import SampleRep
+from profuser.schedule import KINDS, ProgressiveSampler, ScheduleConfig
+
+
+def to_item(rep: SampleRep) -> dict[str, Any]:
+    """A training item, kept compact (int32 ids, float16 log-probs, response rows only) until
+    :class:`FusionCollator` lays it out as ``input_ids``, ``labels`` and teacher rows aligned with them."""
+    return {
+        "input_ids": rep.target_ids.astype(np.int32),
+        "n_prompt": rep.n_prompt,
+        "topk_ids": rep.topk_ids.astype(np.int32),
+        "topk_logp": rep.topk_logp.astype(np.float16),
+    }
+
+
+@dataclass
+class FusionCollator:
+    """Right-pads :func:`to_item` dicts into tensors: ``labels`` -100 on prompt and padding, ``teacher_ids`` -1 and
+    ``teacher_logp`` 0 wherever there is no source row."""
+
+    pad_token_id: int
+
+    def __call__(self, items: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        width = max(len(it["input_ids"]) for it in items)
+        k = items[0]["topk_ids"].shape[1]
+        b = len(items)
+        out = {
+            "input_ids": torch.full((b, width), self.pad_token_id, dtype=torch.long),
+            "attention_mask": torch.zeros((b, width), dtype=torch.long),
+            "labels": torch.full((b, width), -100, dtype=torch.long),
+            "teacher_ids": torch.full((b, width, k), -1, dtype=torch.long),
+            "teacher_logp": torch.zeros((b, width, k), dtype=torch.float32),
+        }
+        for i, it in enumerate(items):
+            ids = torch.from_numpy(it["input_ids"].astype(np.int64))
+            n, p = len(ids), it["n_prompt"]
+            out["input_ids"][i, :n] = ids
+            out["attention_mask"][i, :n] = 1
+            out["labels"][i, p:n] = ids[p:]
+            out["teacher_ids"][i, p:n] = torch.from_numpy(it["topk_ids"].astype(np.int64))
+            out["teacher_logp"][i, p:n] = torch.from_numpy(it["topk_logp"].astype(np.float32))
+        return out
+
+
+@dataclass
+class ProFuserConfig(TrainingArguments):
+    """``TrainingArguments`` plus the fusion weight and the progressive schedule."""
+
+    lam: float = field(default=0.9, metadata={"help": "weight of the CLM loss (FuseLLM lambda, Sec. 3.2)"})
+    temperature: float = field(default=1.0, metadata={"help": "softmax temperature of the stored top-k"})
+    schedule_kind: str = field(default="linear", metadata={"help": f"one of {KINDS}"})
+    switch: float = field(default=0.5, metadata={"help": "stages: share of samples in inference mode"})
+    remove_unused_columns: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0.0 <= self.lam <= 1.0:
+            raise ValueError(f"lam must be in [0, 1], got {self.lam}")
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if self.max_steps <= 0:
+            raise ValueError(f"max_steps must be > 0 (the schedule is laid over it), got {self.max_steps}")
+        ScheduleConfig(self.schedule_kind, self.switch)
+
+
+class ProFuserTrainer(Trainer):
+    def __init__(
+        self,
+        model,
+        args: ProFuserConfig,
+        inference_items: Sequence[dict],
+        training_items: Sequence[dict],
+        pad_token_id: int,
+        **kwargs: Any,
+    ) -> None:
+        self.n_inference = len(inference_items)
+        self.n_training = len(training_items)
+        super().__init__(
+            model=model,
+            args=args,
+            train_dataset=list(inference_items) + list(training_items),
+            data_collator=FusionCollator(pad_token_id),
+            **kwargs,
+        )
+        self._parts: dict[str, list[float]] = {"clm": [], "fusion": [], "covered": []}
+
+    def _get_train_sampler(self, train_dataset=None) -> ProgressiveSampler:
+        total = (
+            self.args.max_steps
+            * self.args.per_device_train_batch_size
+            * self.args.gradient_accumulation_steps
+            * max(1, self.args.world_size)
+        )
+        return ProgressiveSampler(
+            ScheduleConfig(self.args.schedule_kind, self.args.switch),
+            self.n_inference,
+            self.n_training,
+            total,
+            seed=self.args.seed,
+        )
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+        parts = fusion_loss(
+            outputs.logits,
+            inputs["labels"],
+            inputs["teacher_ids"],
+            inputs["teacher_logp"],
+            self.args.lam,
+            self.args.temperature,
+        )
+        for name in self._parts:
+            self._parts[name].append(float(getattr(parts, name).detach()))
+        return (parts.total, outputs) if return_outputs else parts.total
+
+    def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
+        for name, values in self._parts.items():
+            if values:
+                logs[f"loss_{name}"] = round(sum(values) / len(values), 4)
+                values.clear()
+        super().log(logs, *args, **kwargs)
