@@ -9,7 +9,9 @@ from profuser.world import score
 
 
 def test_model_reward_scores_the_last_token_of_prompt_plus_response_in_batches():
-    tok = train_tiny_tokenizer(["add 1 2 = 3", "how to make a kite = first"] * 3, vocab_size=280, chat_template=None)
+    tok = train_tiny_tokenizer(
+        ["add 1 2 = 3", "how to make a kite = first"] * 3, vocab_size=280, chat_template=None
+    )
     model = tiny_sequence_classifier(tokenizer=tok, seed=0)
     reward = ModelReward(model, tok, batch_size=2)
     prompts, responses = ["add 1 2 =", "add 1 2 =", "how to make a kite ="], [" 3", " 4", " first"]
