@@ -1,8 +1,12 @@
-"""Command line entry point: `python -m semmim experiment=<exp>` or `semmim-run experiment=<exp>`."""
+"""Command line entry point: ``python -m semmim experiment=<exp>`` or ``semmim-run experiment=<exp>``."""
 
-import sys
+from paperlab.config import from_config, hydra_entry, setup_logging
+from semmim.experiment import ExperimentConfig, run
 
 
-def main() -> None:
-    print("semmim: not yet implemented (see packages/semmim/README.md)", file=sys.stderr)
-    sys.exit(0)
+def _run(cfg) -> None:
+    setup_logging()
+    run(from_config(ExperimentConfig, cfg))
+
+
+main = hydra_entry("semmim", _run)

@@ -1,0 +1,106 @@
+"""Evaluation: image-text retrieval (ITC ranking, then ITM re-ranking of the top candidates as in ALBEF) and a
+zero-shot fine-grained probe (the colour of a named object)."""
+
+from __future__ import annotations
+
+import torch
+
+from paperlab.metrics import bidirectional_retrieval_metrics
+from semmim.data import COLOURS, CaptionSet, SceneObject
+from semmim.vlp import SemMIMModel
+
+
+@torch.no_grad()
+def embed(model: SemMIMModel, data: CaptionSet, tokenizer, batch: int = 128):
+    """``(image tokens, text tokens, attention, image emb, text emb)`` for every item of ``data``."""
+    parts: list[tuple] = []
+    for start in range(0, len(data), batch):
+        images, captions = data.batch(torch.arange(start, min(start + batch, len(data))))
+        ids, attention = tokenizer(captions)
+        img, txt, ie, te = model.encode(images, ids, attention)
+        parts.append((img, txt, attention, ie, te))
+    return tuple(torch.cat([p[i] for p in parts]) for i in range(5))
+
+
+@torch.no_grad()
+def itm_scores(model: SemMIMModel, txt, img, attention, batch: int = 256) -> torch.Tensor:
+    """Match probability ``softmax(itm logits)[1]`` for aligned rows of text and image tokens."""
+    out = [
+        model.itm_logits(txt[s : s + batch], img[s : s + batch], attention[s : s + batch]).softmax(-1)[:, 1]
+        for s in range(0, txt.shape[0], batch)
+    ]
+    return torch.cat(out)
+
+
+def rerank(sim: torch.Tensor, top: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
+    """Scores that put each row's ``top`` candidates ``(Q, k)`` first, ordered by ``score`` ``(Q, k)`` in [0, 1],
+    and keep the ITC order ``sim`` (cosines in [-1, 1]) below them, so ranks past k stay honest."""
+    return sim.clone().scatter_(1, top, 10 + score)
+
+
+@torch.no_grad()
+def retrieval(model: SemMIMModel, data: CaptionSet, tokenizer, rerank_k: int = 8) -> dict[str, float]:
+    """R@1/5/10 both ways (``t2i_``, ``i2t_``): ``itc_`` from embedding similarity, ``itm_`` after re-ranking each
+    query's top ``rerank_k`` ITC candidates by the ITM score (the others keep their ITC order below them)."""
+    model.eval()
+    img, txt, attention, ie, te = embed(model, data, tokenizer)
+    sim = te @ ie.T  # (texts, images)
+    out = {f"itc_{k}": v for k, v in bidirectional_retrieval_metrics(sim.numpy()).items()}
+    reranked = {}
+    for name, s in (("t2v", sim), ("v2t", sim.T)):
+        k = min(rerank_k, s.shape[1])
+        top = s.topk(k, dim=1).indices  # (queries, k)
+        rows = torch.arange(s.shape[0]).unsqueeze(1).expand_as(top).reshape(-1)
+        cols = top.reshape(-1)
+        t_idx, i_idx = (rows, cols) if name == "t2v" else (cols, rows)
+        score = itm_scores(model, txt[t_idx], img[i_idx], attention[t_idx]).reshape(top.shape)
+        new = rerank(s, top, score)
+        reranked[name] = new if name == "t2v" else new.T
+    out.update(
+        {
+            f"itm_{k}": v
+            for k, v in bidirectional_retrieval_metrics(reranked["t2v"].numpy()).items()
+            if k.startswith("t2v_")
+        }
+    )
+    out.update(
+        {
+            f"itm_{k}": v
+            for k, v in bidirectional_retrieval_metrics(reranked["v2t"].numpy()).items()
+            if k.startswith("v2t_")
+        }
+    )
+    return {k.replace("t2v", "t2i").replace("v2t", "i2t"): v for k, v in out.items()}
+
+
+def colour_variants(scene: list[SceneObject], which: int) -> list[str]:
+    """The caption of ``scene`` once per colour of object ``which`` (the true one included), in COLOURS order."""
+    return [
+        " and ".join(o.phrase(colour if j == which else None) for j, o in enumerate(scene))
+        for colour in COLOURS
+    ]
+
+
+@torch.no_grad()
+def attribute_probe(model: SemMIMModel, data: CaptionSet, tokenizer) -> float:
+    """Zero-shot fine-grained probe: for every object of every image, rank the captions that differ only in that
+    object's colour by the ITM score; accuracy (%) of choosing the true colour (chance 100 / len(COLOURS))."""
+    model.eval()
+    colours = list(COLOURS)
+    correct = total = 0
+    for start in range(0, len(data), 32):
+        index = torch.arange(start, min(start + 32, len(data)))
+        images, captions = data.batch(index)
+        img = model.encode(images, *tokenizer(captions))[0]
+        variants, rows, truth = [], [], []
+        for row, i in enumerate(index.tolist()):
+            for which, obj in enumerate(data.scenes[i]):
+                variants += colour_variants(data.scenes[i], which)
+                rows += [row] * len(colours)
+                truth.append(colours.index(obj.colour))
+        ids, attention = tokenizer(variants)
+        score = itm_scores(model, model.text(ids, attention), img[torch.tensor(rows)], attention)
+        pred = score.reshape(-1, len(colours)).argmax(1)
+        correct += int((pred == torch.tensor(truth)).sum())
+        total += len(truth)
+    return 100.0 * correct / max(total, 1)

@@ -1,0 +1,140 @@
+"""The pretraining loop: AdamW with linear warm-up and cosine decay, an EMA update after every step, atomic
+checkpoints that resume exactly (model + momentum + centres + queues, optimizer, scheduler, RNG), and DDP when
+launched with ``torchrun`` / ``accelerate launch`` (``WORLD_SIZE > 1``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from paperlab.config import require
+from paperlab.io import load_checkpoint, save_checkpoint
+from semmim.data import CaptionSet, augment
+from semmim.vlp import SemMIMModel
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    steps: int = 600
+    batch: int = 32
+    lr: float = 1.0e-3
+    weight_decay: float = 0.02  # ALBEF
+    warmup: int = 30
+    grad_clip: float = 1.0
+    checkpoint_every: int = 0  # 0 = no checkpoints; > 0 = save every N steps and resume from the last one
+    log_every: int = 10
+
+    def __post_init__(self) -> None:
+        require(self.steps > 0, "train.steps", self.steps, "> 0")
+        require(self.batch >= 2, "train.batch", self.batch, ">= 2 (ITC and ITM need in-batch negatives)")
+        require(self.lr > 0, "train.lr", self.lr, "> 0")
+        require(
+            0 <= self.warmup < self.steps, "train.warmup", self.warmup, f"in [0, train.steps={self.steps})"
+        )
+        require(self.checkpoint_every >= 0, "train.checkpoint_every", self.checkpoint_every, ">= 0")
+
+
+def lr_factor(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up over ``cfg.warmup`` steps, then cosine decay to 0 at ``cfg.steps``."""
+    if step < cfg.warmup:
+        return (step + 1) / cfg.warmup
+    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def _distributed() -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not torch.distributed.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        torch.distributed.init_process_group(backend)
+    rank = torch.distributed.get_rank() if world > 1 else 0
+    return world, rank
+
+
+def pretrain(
+    model: SemMIMModel,
+    data: CaptionSet,
+    tokenizer,
+    cfg: TrainConfig,
+    *,
+    checkpoint: str | Path | None = None,
+    progress: bool = True,
+    description: str = "pretrain",
+    device: torch.device | str = "cpu",
+    stop_at: int | None = None,
+) -> list[dict[str, float]]:
+    """Pretrain ``model`` on ``data`` for ``cfg.steps`` steps; returns the logged losses (one dict per
+    ``cfg.log_every`` steps). Batches, augmentations and masks draw from the global torch RNG, so a run resumed from
+    ``checkpoint`` continues exactly where the interrupted one stopped. ``stop_at`` ends the loop after that step
+    (an interruption, for tests), leaving the schedule of ``cfg.steps`` unchanged."""
+    world, rank = _distributed()
+    model.to(device)
+    net: torch.nn.Module = model
+    if world > 1:
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        ids = [local] if torch.device(device).type == "cuda" else None
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
+    decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim <= 1]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr,
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg))
+    start, history, running = 0, [], {}
+    if checkpoint is not None and Path(checkpoint).is_file():
+        state = load_checkpoint(checkpoint, model=model, optimizer=optimizer, scheduler=scheduler)
+        start, history = state["step"], list(state["extra"].get("history", []))
+        running = dict(state["extra"].get("running", {}))
+        log.info("resumed %s from step %d", checkpoint, start)
+    model.train()
+    bar = tqdm(
+        range(start, min(cfg.steps, stop_at or cfg.steps)),
+        desc=description,
+        disable=not progress or rank != 0,
+        leave=False,
+    )
+    for step in bar:
+        index = torch.randint(len(data), (cfg.batch,))
+        images, captions = data.batch(index)
+        ids, attention = tokenizer(captions)
+        images, ids, attention = images.to(device), ids.to(device), attention.to(device)
+        view2 = augment(images) if model.loss_cfg.mim.enabled and model.loss_cfg.mim.agreement else None
+        out = net(images, ids, attention, view2)
+        optimizer.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.trainable_parameters(), cfg.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        model.ema_update()
+        for k, v in out.items():
+            running[k] = running.get(k, 0.0) + float(v.detach())
+        if (step + 1) % cfg.log_every == 0:
+            history.append({"step": step + 1, **{k: v / cfg.log_every for k, v in running.items()}})
+            running = {}
+            bar.set_postfix(loss=f"{history[-1]['loss']:.3f}")
+        if (
+            checkpoint is not None
+            and cfg.checkpoint_every
+            and (step + 1) % cfg.checkpoint_every == 0
+            and rank == 0
+        ):
+            save_checkpoint(
+                checkpoint,
+                model=model,
+                optimizer=optimizer,
+                scheduler=scheduler,
+                step=step + 1,
+                extra={"history": history, "running": running},
+            )
+    model.eval()
+    return history

@@ -1,0 +1,53 @@
+"""The synthetic corpus: held-out combinations only in test; captions name every object; tokenizer limits."""
+
+import torch
+
+from semmim.data import SceneConfig, augment, caption_of, heldout_pairs, make_split, vocabulary
+from semmim.evaluate import colour_variants, rerank
+
+
+def test_split_holds_out_colour_shape_combinations(corpus):
+    train, test = corpus
+    held = set(heldout_pairs(SceneConfig(train_images=256, test_images=48)))
+    assert len(held) == 6
+    assert not any((o.colour, o.shape) in held for scene in train.scenes for o in scene)
+    assert all(any((o.colour, o.shape) in held for o in scene) for scene in test.scenes)
+    assert train.images.shape == (256, 3, 32, 32) and train.images.dtype == torch.uint8
+    assert all(c == caption_of(s) for c, s in zip(test.captions, test.scenes, strict=True))
+    words = set(vocabulary())
+    assert all(set(c.split()) <= words for c in train.captions + test.captions)
+
+
+def test_objects_are_drawn_in_their_quadrant(corpus):
+    train = corpus[0]
+    for i in range(20):
+        img = train.images[i].int()
+        for obj in train.scenes[i]:
+            top, left = (obj.quadrant // 2) * 16, (obj.quadrant % 2) * 16
+            assert (img[:, top : top + 16, left : left + 16] > 16).any()
+
+
+def test_split_is_deterministic_and_augment_keeps_shape():
+    cfg = SceneConfig(train_images=10, test_images=5)
+    assert make_split(cfg, "test").captions == make_split(cfg, "test").captions
+    x = make_split(cfg, "train").batch(torch.arange(4))[0]
+    y = augment(x)
+    assert y.shape == x.shape and float(y.min()) >= 0 and float(y.max()) <= 1
+
+
+def test_colour_variants_change_only_the_named_object(corpus):
+    scene = corpus[1].scenes[0]
+    variants = colour_variants(scene, 1)
+    assert len(variants) == 6 and corpus[1].captions[0] in variants
+    assert all(v.split(" and ")[0] == corpus[1].captions[0].split(" and ")[0] for v in variants)
+
+
+def test_itm_rerank_keeps_honest_ranks_past_k():
+    sim = torch.tensor([[0.9, 0.8, 0.7, 0.1, 0.5]])  # the target (column 0) and the ITC order of the others
+    top = torch.tensor([[0, 1]])
+    new = rerank(sim, top, torch.tensor([[0.2, 0.6]]))  # ITM prefers column 1
+    assert new.argsort(descending=True)[0].tolist() == [1, 0, 2, 4, 3]
+    outside = rerank(torch.tensor([[0.1, 0.9, 0.8, 0.7]]), torch.tensor([[1, 2]]), torch.tensor([[0.5, 0.4]]))
+    assert (
+        int((outside[0] > outside[0, 0]).sum()) == 3
+    )  # not in the top k: ranked after every better ITC item
