@@ -104,13 +104,6 @@ def tokenize(tokenizer, text: str, *, add_special_tokens: bool = False) -> Token
     return Tokenized(ids, [token_text(t, byte_level) for t in tokenizer.convert_ids_to_tokens(ids)], None)
 
 
-def edit_distance(a: str, b: str) -> int:
-    """Levenshtein distance (unit insert, delete, substitute)."""
-    from rapidfuzz.distance import Levenshtein
-
-    return Levenshtein.distance(a, b)
-
-
 def _cost_matrix(src: Tokenized, tgt: Tokenized) -> np.ndarray:
     from rapidfuzz.distance import Levenshtein
     from rapidfuzz.process import cdist
