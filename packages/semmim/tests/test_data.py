@@ -51,3 +51,26 @@ def test_itm_rerank_keeps_honest_ranks_past_k():
     assert (
         int((outside[0] > outside[0, 0]).sum()) == 3
     )  # not in the top k: ranked after every better ITC item
+
+
+def test_splits_are_the_same_in_every_process():
+    """The corpus depends on the seed only: not on Python's per-process string hashing (set order)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import hashlib; from semmim.data import SceneConfig, make_split\n"
+        "s = make_split(SceneConfig(train_images=20, test_images=40), 'test')\n"
+        "print(hashlib.sha256(('|'.join(s.captions)).encode() + s.images.numpy().tobytes()).hexdigest())"
+    )
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**__import__("os").environ, "PYTHONHASHSEED": str(h)},
+        ).stdout.strip()
+        for h in (1, 2, 3)
+    }
+    assert len(digests) == 1
