@@ -142,7 +142,8 @@ def make_split(cfg: SceneConfig, split: str) -> CaptionSet:
         quadrants = sorted(rng.choice(4, cfg.objects, replace=False).tolist())
         scene = []
         for j, q in enumerate(quadrants):
-            pool = sorted(held) if (split == "test" and j == 0) else seen  # sorted: set order varies by process
+            # sorted: a set's order varies from process to process (string hashing)
+            pool = sorted(held) if (split == "test" and j == 0) else seen
             if split == "test" and j > 0:
                 pool = pairs
             colour, shape = pool[rng.integers(len(pool))]
