@@ -13,4 +13,5 @@ paperowl-paper: setup ## mPLUG-DocOwl-scale instruction tuning on built M-Paper 
 
 paperowl-tex: ## install TeX Live (apt) so the builder also renders tables to PNG; only when you ask for it
 	@if command -v pdflatex >/dev/null; then echo "pdflatex already installed: $$(command -v pdflatex)"; \
-	else sudo apt-get update && sudo apt-get install -y --no-install-recommends texlive-latex-base texlive-latex-recommended texlive-latex-extra; fi
+	else SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get update && \
+	$$SUDO apt-get install -y --no-install-recommends texlive-latex-base texlive-latex-recommended texlive-latex-extra; fi

@@ -123,6 +123,7 @@ def test_tiny_and_paper_configs_validate_without_downloading():
         ("experiment.name=eval", "name='eval': expected one of build, tiny, paper"),
         ("+experiment.model.heads=3", "unknown field(s) ['heads']"),
         ("experiment.model.anchors=[[1,0]]", "anchors=[[1, 0]]: expected a list of [rows, cols]"),
+        ("experiment.model.vision_clip_steps=-1", "vision_clip_steps=-1: expected an integer >= 0"),
     ],
 )
 def test_bad_config_values_name_the_field(override, message):

@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from paperlab.config import require
 from paperlab.io import atomic_write_json, atomic_write_text
-from paperowl.latex import find_main_file, flatten
+from paperowl.latex import expand_macros, find_main_file, flatten
 from paperowl.outline import OutlineGenerator, make_outliner
 from paperowl.parse import Diagram, Paper, Paragraph, parse_paper
 from paperowl.render import TEX_MISSING, load_graphic, render_table, resolve_graphic, tex_available
@@ -199,7 +199,10 @@ class PaperBuilder:
                     out[diagram.id] = Visual(diagram, rel, diagram.latex or None)
                 continue
             if diagram.kind == "table" and diagram.latex:
-                image = render_table(diagram.latex) if self.tex else None
+                image = None
+                if self.tex:
+                    latex = expand_macros(diagram.latex, paper.macros)
+                    image = render_table(latex, where=f"{paper.name}/{diagram.file}:{diagram.line}")
                 if image is not None:
                     img_dir.mkdir(parents=True, exist_ok=True)
                     image.save(self.out_dir / rel)

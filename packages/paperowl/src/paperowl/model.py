@@ -36,6 +36,9 @@ class ModelConfig:
     vision_tower: str | None = None
     vision_pretrained: bool = False
     train_vision: bool = False
+    # tiny tower only: steps of CLIP-style pre-training on the training pairs before instruction tuning (the
+    # stand-in for the paper's pretrained CLIP ViT; paperowl.pretrain); 0 = none
+    vision_clip_steps: int = 0
     num_queries: int = 64
     abstractor_layers: int = 2
     abstractor_heads: int = 4
@@ -57,6 +60,7 @@ class ModelConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        require(self.vision_clip_steps >= 0, "vision_clip_steps", self.vision_clip_steps, "an integer >= 0")
         require(self.num_queries > 0, "num_queries", self.num_queries, "a positive integer")
         require(self.abstractor_layers > 0, "abstractor_layers", self.abstractor_layers, "a positive integer")
         require(
@@ -142,6 +146,10 @@ def build_tokenizer(config: ModelConfig, texts: list[str] | None = None) -> Any:
     from paperlab.models import load_tokenizer, train_tiny_tokenizer
 
     if config.lm is None:
+        if (
+            config.tokenizer_kind == "word"
+        ):  # the chat template's role names, else both turns start with <unk>
+            texts = [*(texts or []), "system user assistant"]
         return train_tiny_tokenizer(
             texts,
             vocab_size=config.vocab_size,

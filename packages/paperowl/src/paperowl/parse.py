@@ -73,6 +73,7 @@ class Paper:
     sections: list[str]
     graphicspath: tuple[str, ...]
     warnings: list[str] = field(default_factory=list)
+    macros: dict[str, tuple[int, str]] = field(default_factory=dict)  # the preamble's simple macros
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -130,6 +131,7 @@ def parse_paper(source: FlatSource, name: str) -> Paper:
         sections=sections,
         graphicspath=_graphicspath(preamble),
         warnings=[str(w) for w in source.warnings],
+        macros=macros,
     )
 
 

@@ -9,6 +9,7 @@ and is skipped with a warning otherwise. Tables are compiled with ``pdflatex`` w
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import subprocess
 import tempfile
@@ -24,13 +25,30 @@ TEX_MISSING = (
     "pdflatex not found: tables are kept in their LaTeX-code form only (task objects 'tablelatex'); "
     "install TeX Live (`make paperowl-tex`, Debian texlive-latex-base) to also render them as images"
 )
-_TABLE_DOC = r"""\documentclass[varwidth=18cm,border=4pt]{standalone}
-\usepackage{booktabs,multirow,amsmath,amssymb,graphicx,xcolor}
+_TABLE_DOC = r"""\documentclass[varwidth=28cm,border=4pt]{standalone}
+\usepackage{booktabs,multirow,amsmath,amssymb,graphicx,xcolor,array,hyperref}
 \providecommand{\tablenotetext}[2]{}
+\providecommand{\tablecomments}[1]{}
+\providecommand{\tablerefs}[1]{}
+\providecommand{\tablenum}[1]{}
+\providecommand{\tablewidth}[1]{}
+\providecommand{\tabletypesize}[1]{}
+\providecommand{\colhead}[1]{#1}
+\providecommand{\citealt}[2][]{[\detokenize{#2}]}
+\providecommand{\citealp}[2][]{[\detokenize{#2}]}
+\providecommand{\citet}[2][]{[\detokenize{#2}]}
+\providecommand{\citep}[2][]{[\detokenize{#2}]}
+\providecommand{\tablenotemark}[1]{\textsuperscript{#1}}
+\providecommand{\multicolhead}[3]{\multicolumn{#1}{#2}{#3}}
+\providecommand{\nodata}{\ldots}
+\providecommand{\ding}[1]{\ensuremath{\ifnum#1=51 \checkmark\else\ifnum#1=52 \checkmark\else\times\fi\fi}}
 \begin{document}
 %s
 \end{document}
 """
+#: Table environments that cannot sit in a ``standalone`` box, rewritten to ``tabular`` before compiling.
+_AS_TABULAR = ("deluxetable*", "deluxetable", "longtable*", "longtable", "supertabular")
+_DROP_COMMANDS = ("endfirsthead", "endhead", "endfoot", "endlastfoot", "startdata", "enddata")
 
 
 def resolve_graphic(root: Path, name: str, graphicspath: tuple[str, ...] = ()) -> Path | None:
@@ -122,10 +140,42 @@ def tex_available() -> bool:
     return shutil.which("pdflatex") is not None
 
 
-def render_table(latex: str, dpi: float = 150.0, timeout_s: float = 60.0) -> Image.Image | None:
-    """Compile a table's LaTeX (its ``tabular`` part) in a ``standalone`` document and rasterise it.
+def standalone_table(latex: str) -> str:
+    """A table's LaTeX made compilable in a ``standalone`` document without the journal's class: AASTeX
+    ``deluxetable`` and ``longtable`` become ``tabular`` (the header from ``\\tablehead`` or the head/foot markers
+    kept as ordinary rows), the float's caption and data markers dropped."""
+    from paperowl.latex import match_brace
 
-    Returns None (with a warning) when ``pdflatex`` is missing or the table does not compile.
+    out = latex
+    for env in _AS_TABULAR:
+        out = out.replace(f"\\begin{{{env}}}", "\\begin{tabular}").replace(
+            f"\\end{{{env}}}", "\\end{tabular}"
+        )
+    # longtable: the continuation head (between \\endfirsthead and \\endhead) would repeat the first head
+    out = re.sub(r"\\endfirsthead(?![A-Za-z]).*?\\endhead(?![A-Za-z])", "", out, flags=re.S)
+    out = re.sub(r"\\(?:" + "|".join(_DROP_COMMANDS) + r")(?![A-Za-z])", "", out)
+    for command in ("\\tablecaption", "\\caption"):
+        while (at := out.find(command + "{")) >= 0:
+            close = match_brace(out, at + len(command))
+            if close is None:
+                break
+            out = out[:at] + re.sub(r"^\s*(\\\\)?", "", out[close:])  # a longtable caption ends its row
+    at = out.find("\\tablehead{")
+    if at >= 0:
+        close = match_brace(out, at + len("\\tablehead"))
+        if close is not None:
+            out = out[:at] + out[at + len("\\tablehead{") : close - 1] + " \\\\ \\hline " + out[close:]
+    return out
+
+
+def render_table(
+    latex: str, dpi: float = 150.0, timeout_s: float = 60.0, where: str = ""
+) -> Image.Image | None:
+    """Compile a table's LaTeX (its ``tabular`` part, or a whole ``deluxetable``/``longtable``, see
+    :func:`standalone_table`) in a ``standalone`` document and rasterise it.
+
+    Returns None when ``pdflatex`` is missing, or -- with a warning naming ``where`` (``file:line``) and TeX's first
+    error -- when the table does not compile.
     """
     if not tex_available():
         return None
@@ -133,7 +183,7 @@ def render_table(latex: str, dpi: float = 150.0, timeout_s: float = 60.0) -> Ima
 
     with tempfile.TemporaryDirectory() as tmp:
         tex = Path(tmp) / "table.tex"
-        tex.write_text(_TABLE_DOC % latex, encoding="utf-8")
+        tex.write_text(_TABLE_DOC % standalone_table(latex), encoding="utf-8")
         result = subprocess.run(
             ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", tex.name],
             cwd=tmp,
@@ -143,7 +193,12 @@ def render_table(latex: str, dpi: float = 150.0, timeout_s: float = 60.0) -> Ima
         )
         pdf = Path(tmp) / "table.pdf"
         if result.returncode != 0 or not pdf.is_file():
-            log.warning("table did not compile with pdflatex; keeping its LaTeX-code form")
+            errors = [ln for ln in result.stdout.decode(errors="replace").splitlines() if ln.startswith("! ")]
+            log.warning(
+                "%stable did not compile with pdflatex (%s); keeping its LaTeX-code form",
+                f"{where}: " if where else "",
+                errors[0][2:] if errors else f"exit {result.returncode}",
+            )
             return None
         document = pdfium.PdfDocument(str(pdf))
         try:
