@@ -3,7 +3,8 @@
 Three families, drawn with Pillow: bar charts (the caption names the number of bars and which one is highest), line
 charts (trend direction and line colour) and tables (rows x columns; drawn tall, so shape-adaptive cropping matters).
 Every diagram also varies in *style*, as figures from different papers do: background tint, margins, light
-grid lines, bar colour and width, line width and markers, cell sizes. The caption never depends on the style, so a
+grid lines, tick marks, a legend box and a title bar (as dashes), bar colour and width, line width and markers,
+cell sizes, ruled or booktabs-style tables. The caption never depends on the style, so a
 captioner must read the structure; two baselines are measured beside it (:mod:`paperowl.evaluate`): the most
 frequent training caption, which cannot get counts and positions right, and the caption of the nearest training
 image in pixels, which matches style as much as content and so often retrieves a diagram with another caption.
