@@ -146,9 +146,8 @@ def build_tokenizer(config: ModelConfig, texts: list[str] | None = None) -> Any:
     from paperlab.models import load_tokenizer, train_tiny_tokenizer
 
     if config.lm is None:
-        if (
-            config.tokenizer_kind == "word"
-        ):  # the chat template's role names, else both turns start with <unk>
+        # a word vocabulary needs the chat template's role names, else both turns start with <unk>
+        if config.tokenizer_kind == "word":
             texts = [*(texts or []), "system user assistant"]
         return train_tiny_tokenizer(
             texts,

@@ -46,7 +46,8 @@ def contrastive_pretrain(
     index = {w: i for i, w in enumerate(words)}
     images = torch.stack([to_tensor(s.images[0], image_size) for s in samples])
     ids = [torch.tensor([index[w] for w in s.answer.split()] or [0]) for s in samples]
-    captions = [s.answer for s in samples]
+    caption_of = {c: i for i, c in enumerate(sorted({s.answer for s in samples}))}
+    caption_ids = torch.tensor([caption_of[s.answer] for s in samples])  # equal ids = positives of each other
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         text = torch.nn.EmbeddingBag(len(words), dim, mode="mean")
@@ -59,11 +60,11 @@ def contrastive_pretrain(
     for _ in tqdm(range(steps), desc="CLIP pre-training", disable=not progress):
         batch = torch.randint(0, len(samples), (min(batch_size, len(samples)),), generator=generator).tolist()
         image_emb = F.normalize(proj(vision.forward_features(images[batch])[:, 1:].mean(1)), dim=-1)
-        flat = torch.cat([ids[i] for i in batch])
-        offsets = torch.tensor([0, *torch.tensor([len(ids[i]) for i in batch]).cumsum(0)[:-1].tolist()])
-        text_emb = F.normalize(text(flat, offsets), dim=-1)
+        lengths = torch.tensor([len(ids[i]) for i in batch])
+        offsets = torch.cat([torch.zeros(1, dtype=torch.long), lengths.cumsum(0)[:-1]])
+        text_emb = F.normalize(text(torch.cat([ids[i] for i in batch]), offsets), dim=-1)
         logits = log_scale.clamp(max=4.6052).exp() * image_emb @ text_emb.T
-        same = torch.tensor([[captions[a] == captions[b] for b in batch] for a in batch], dtype=torch.float32)
+        same = (caption_ids[batch][:, None] == caption_ids[batch][None, :]).float()
         target = same / same.sum(1, keepdim=True)
         loss = (
             -(target * logits.log_softmax(1)).sum(1).mean() - (target * logits.T.log_softmax(1)).sum(1).mean()
