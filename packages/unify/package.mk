@@ -1,8 +1,8 @@
 EXPERIMENTS += unify-tiny unify-paper unify-paper-b16 unify-paper-didemo unify-paper-activitynet unify-paper-msvd
-# unify-tiny joins make demo (DEMO_unify) once its claim is reproduced: see packages/unify/README.md
+DEMO_unify := unify-tiny
 
 .PHONY: unify-tiny unify-paper unify-paper-b16 unify-paper-didemo unify-paper-activitynet unify-paper-msvd
-unify-tiny: setup ## UNIFY vs latent-only vs lexicon-only on synthetic videos, held-out combinations (tiny, CPU)
+unify-tiny: setup ## UNIFY vs latent-only vs lexicon-only on synthetic videos, held-out combinations (tiny, CPU, ~10 min)
 	$(PY) -m unify experiment=tiny
 
 unify-paper: setup ## UNIFY on MSR-VTT 1k-A with CLIP ViT-B/32 (GPU, hub weights; DATA=<msrvtt folder>)

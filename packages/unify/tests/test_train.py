@@ -24,7 +24,15 @@ def test_nonzeros_fall_as_the_sparsity_weight_rises(make_model, tokenizer, mini_
     nnz = {}
     for weight in (0.0, 0.1, 3.0):
         model = make_model(**SMALL)
-        cfg = TrainConfig(steps=40, batch_size=32, stage1_steps=0, flops_weight=weight, lr=2e-3)
+        # a light activation term, so the contrast and the penalty decide which dimensions stay on
+        cfg = TrainConfig(
+            steps=40,
+            batch_size=32,
+            stage1_steps=0,
+            flops_weight=weight,
+            lr=2e-3,
+            activation_weight_stage2=0.2,
+        )
         train(model, train_set, tokenizer, "lexicon", cfg, progress=False)
         lex, _ = text_lexicon(model, tokenizer, test_set)
         assert (lex >= 0).all()

@@ -43,6 +43,32 @@ def lexicon_precision_at_k(
     return float(sum(hits) / len(hits))
 
 
+def concept_auc(lexicon: torch.Tensor, concepts: list[list[str]], word_id: int, word: str) -> float:
+    """ROC AUC of one lexicon dimension as a detector of ``word`` among the items (ties count half);
+    NaN when every item, or none, has the word."""
+    has = torch.tensor([word in c for c in concepts])
+    pos, neg = lexicon[has, word_id], lexicon[~has, word_id]
+    if len(pos) == 0 or len(neg) == 0:
+        return float("nan")
+    wins = (pos[:, None] > neg[None, :]).float() + 0.5 * (pos[:, None] == neg[None, :]).float()
+    return float(wins.mean())
+
+
+def oracle_r1(concepts: list[list[str]], words: set[str]) -> float:
+    """Expected t2v R@1 (%) of a ranker that knows every video's true concepts and scores a caption-video pair by
+    the number of shared words drawn from ``words``, ties broken at random: how far the given words alone go on this
+    test set (e.g. colours and shapes only, without the motions). It ignores which object does what, so a learned
+    model that binds words to objects can pass it."""
+    sets = [{w for w in c if w in words} for c in concepts]
+    total = 0.0
+    for i, query in enumerate(sets):
+        scores = [len(query & other) for other in sets]
+        best = max(scores)
+        if scores[i] == best:
+            total += 1.0 / scores.count(best)
+    return 100.0 * total / len(sets)
+
+
 def evaluate(
     model: UnifyModel, data: VideoTextSet, tokenizer: CaptionTokenizer, latent_weight: float = 0.5
 ) -> dict[str, dict[str, float]]:

@@ -45,20 +45,20 @@ VARIANTS: tuple[str, ...] = ("latent", "lexicon", "unify")
 
 @dataclasses.dataclass
 class TrainConfig:
-    steps: int = 300
+    steps: int = 1500
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 0.01
-    stage1_steps: int = 100
+    stage1_steps: int = 300
     activation_weight: float = 1.0
-    activation_weight_stage2: float = 0.2
+    activation_weight_stage2: float = 1.0
     lexicon_contrast_weight: float = 1.0
     flops_weight: float = 1e-3
     distill_weight: float = 1.0
     distill_direction: str = "mutual"
     distill_tau: float = 1.0
     backbone_lr_scale: float = 1.0
-    checkpoint_every: int = 200
+    checkpoint_every: int = 250
     seed: int = 0
 
     def __post_init__(self) -> None:
