@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import torch
 
 from paperlab.metrics import bidirectional_retrieval_metrics
@@ -70,10 +72,16 @@ def oracle_r1(concepts: list[list[str]], words: set[str]) -> float:
 
 
 def evaluate(
-    model: UnifyModel, data: VideoTextSet, tokenizer: CaptionTokenizer, latent_weight: float = 0.5
+    model: UnifyModel,
+    data: VideoTextSet,
+    tokenizer: CaptionTokenizer,
+    latent_weight: float = 0.5,
+    word_groups: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, dict[str, float]]:
     """Retrieval metrics (R@1/5/10, MdR, MnR, both directions) for latent, lexicon and combined scores, and the
-    lexicon diagnostics (precision@5 of caption top dimensions, mean non-zeros per vector)."""
+    lexicon diagnostics (precision@5 of caption top dimensions, mean non-zeros per vector). With ``word_groups``
+    (name -> words) also ``video_lexicon_auc``: per group, the mean :func:`concept_auc` of its words' video lexicon
+    dimensions (0.5 = the branch cannot see the concept in the video)."""
     enc = encode_set(model, data, tokenizer)
     s_lat = latent_similarity(enc["t_lat"], enc["v_lat"])
     s_lex = lexicon_similarity(enc["t_lex"], enc["v_lex"])
@@ -88,4 +96,10 @@ def evaluate(
             "video_nnz": float((enc["v_lex"] > 0).sum(1).float().mean()),
         },
     }
+    if word_groups:
+        result["video_lexicon_auc"] = {
+            group: sum(concept_auc(enc["v_lex"], data.concepts, tokenizer.word_ids([w])[0], w) for w in words)
+            / len(words)
+            for group, words in word_groups.items()
+        }
     return result

@@ -22,7 +22,7 @@ from unify.data import (
     make_synthetic_split,
     synthetic_vocabulary,
 )
-from unify.evaluate import concept_auc, encode_set, evaluate, oracle_r1
+from unify.evaluate import evaluate, oracle_r1
 from unify.model import ModelConfig, UnifyModel, build_clip
 from unify.retrieval import explain_match
 from unify.text import CaptionTokenizer
@@ -141,18 +141,6 @@ WORD_GROUPS: dict[str, tuple[str, ...]] = {
 }
 
 
-@torch.no_grad()
-def word_group_auc(model: UnifyModel, data: Any, tokenizer: CaptionTokenizer) -> dict[str, float]:
-    """Mean ROC AUC of the video lexicon dimensions of each synthetic word group as detectors of that word:
-    0.5 = the branch cannot see the concept in the video, 1.0 = it always ranks videos with it first."""
-    v_lex = encode_set(model, data, tokenizer)["v_lex"]
-    out = {}
-    for group, words in WORD_GROUPS.items():
-        aucs = [concept_auc(v_lex, data.concepts, tokenizer.word_ids([w])[0], w) for w in words]
-        out[group] = sum(aucs) / len(aucs)
-    return out
-
-
 def is_distributed_worker() -> bool:
     """True on ranks > 0 of a multi-process launch."""
     import torch.distributed as dist
@@ -179,13 +167,12 @@ def run(raw: Any) -> dict[str, Any]:
         history = train(model, train_set, tokenizer, variant, cfg.train, checkpoint=out / f"{variant}.ckpt")
         if is_distributed_worker():
             continue  # rank > 0 under torchrun / accelerate launch: rank 0 evaluates and writes
-        result = evaluate(model, test_set, tokenizer, cfg.latent_weight)
+        lexical = variant != "latent"
+        groups = WORD_GROUPS if lexical and cfg.data.kind == "synthetic" else None
+        result = evaluate(model, test_set, tokenizer, cfg.latent_weight, word_groups=groups)
         metrics["variants"][variant] = result
         curves[variant] = [h["loss"] for h in history]
         main = result[scoring_of(variant)]
-        lexical = variant != "latent"
-        if lexical and cfg.data.kind == "synthetic":
-            result["video_lexicon_auc"] = word_group_auc(model, test_set, tokenizer)
         aucs = result.get("video_lexicon_auc", {})
         rows.append(
             {
