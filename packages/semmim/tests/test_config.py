@@ -49,6 +49,7 @@ def test_methods_switch_the_ablations():
         ("loss.mim.target=tokens", r"mim\.target"),
         ("loss.mim.masking=attention", r"mim\.masking"),
         ("loss.mim.tau_teacher=0.5", r"mim\.tau_teacher"),
+        ("loss.mim.tau_teacher_patch=0.5", r"mim\.tau_teacher_patch"),
         ("loss.mim.teacher=kmeans", r"mim\.teacher"),
         ("methods=[base,magic]", "methods"),
         ("data.image_size=48", r"model\.image_size"),

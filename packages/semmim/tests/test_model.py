@@ -70,6 +70,37 @@ def test_targets_are_distributions_and_depend_on_text_only_with_injection(make_m
         assert torch.allclose(targets_again, targets_o, atol=1e-6) != inject
 
 
+def test_patch_teacher_temperature_sharpens_only_the_mim_targets(make_model, batch):
+    """``mim.tau_teacher_patch`` (iBOT's separate patch teacher temperature) changes the MIM targets only; None
+    falls back to ``tau_teacher``; the global agreement loss keeps ``tau_teacher``."""
+    import dataclasses
+
+    images, ids, attention = batch
+    model = make_model("semmim")
+    view2 = augment(images)
+
+    def run(tau_patch):
+        model.loss_cfg = dataclasses.replace(
+            model.loss_cfg, mim=dataclasses.replace(model.loss_cfg.mim, tau_teacher_patch=tau_patch)
+        )
+        model.patch_center.zero_()
+        model.center.zero_()
+        with torch.no_grad():
+            img, _, _, _ = model.encode(images, ids, attention)
+            img_m, txt_m, _, _ = model.encode(images, ids, attention, momentum=True)
+            _, targets = model.mim_mask_and_targets(images, img_m, txt_m, attention)
+            agr = model.global_agreement(img, img_m, view2)
+        return targets, agr
+
+    default, agr_default = run(None)
+    same, _ = run(model.loss_cfg.mim.tau_teacher)
+    sharp, agr_sharp = run(model.loss_cfg.mim.tau_teacher / 2)
+    entropy = lambda p: float(-(p * p.clamp_min(1e-12).log()).sum(-1).mean())  # noqa: E731
+    assert torch.allclose(default, same) and entropy(sharp) < entropy(default)
+    assert torch.allclose(sharp.sum(-1), torch.ones(sharp.shape[:2]), atol=1e-5)
+    assert torch.allclose(agr_default, agr_sharp)
+
+
 def test_masked_patches_see_the_mask_token(make_model, batch):
     model = make_model("semmim")
     images = batch[0]

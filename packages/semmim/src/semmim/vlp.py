@@ -53,6 +53,9 @@ class MIMConfig:
     agreement_weight: float = 1.0  # lambda_agr
     tau_student: float = 0.1
     tau_teacher: float = 0.04
+    # iBOT (Zhou et al., 2022) gives the patch targets their own teacher temperature (`teacher_patch_temp`);
+    # None = tau_teacher for both the global agreement codes and the MIM patch targets.
+    tau_teacher_patch: float | None = None
     center_momentum: float = 0.9
 
     def __post_init__(self) -> None:
@@ -72,8 +75,20 @@ class MIMConfig:
             self.tau_teacher,
             f"in (0, mim.tau_student={self.tau_student}] (the teacher sharpens)",
         )
+        if self.tau_teacher_patch is not None:
+            require(
+                0 < self.tau_teacher_patch <= self.tau_student,
+                "mim.tau_teacher_patch",
+                self.tau_teacher_patch,
+                f"null or in (0, mim.tau_student={self.tau_student}] (the teacher sharpens)",
+            )
         require(0.0 <= self.center_momentum < 1.0, "mim.center_momentum", self.center_momentum, "in [0, 1)")
         require(self.weight >= 0 and self.agreement_weight >= 0, "mim.weight", self.weight, ">= 0")
+
+    @property
+    def patch_tau_teacher(self) -> float:
+        """The teacher temperature of the MIM patch targets (``tau_teacher_patch``, else ``tau_teacher``)."""
+        return self.tau_teacher if self.tau_teacher_patch is None else self.tau_teacher_patch
 
 
 @dataclasses.dataclass
@@ -180,8 +195,8 @@ class SemMIMModel(nn.Module):
             return mask, feats
         logits = self.momentum["head"](feats)
         if mim.teacher == "sinkhorn":
-            return mask, losses.sinkhorn_distribution(logits, mim.tau_teacher)
-        targets = losses.teacher_distribution(logits, self.patch_center, mim.tau_teacher)
+            return mask, losses.sinkhorn_distribution(logits, mim.patch_tau_teacher)
+        targets = losses.teacher_distribution(logits, self.patch_center, mim.patch_tau_teacher)
         losses.update_center(self.patch_center, logits, mim.center_momentum)
         return mask, targets
 
