@@ -28,7 +28,7 @@ STEPS, WARMUP, BATCH = 20, 3, 32
 def measure(method: str, data, tokenizer, device) -> dict:
     seed_everything(0)
     model = SemMIMModel(
-        ModelConfig(fusion_depth=1),
+        ModelConfig(),  # the tiny defaults (fusion depth 2, as conf/config.yaml)
         method_loss(LossConfig(), method),
         tokenizer.vocab_size,
         tokenizer.special_ids,

@@ -2,12 +2,12 @@ EXPERIMENTS += semmim-tiny
 DEMO_semmim := semmim-tiny
 
 .PHONY: semmim-tiny
-semmim-tiny: setup ## synthetic scenes, held-out colour-shape pairs: ITC+ITM+MLM vs + pixel MIM vs + SemMIM, retrieval R@1/5/10 + colour probe (CPU, ~2.5 min)
+semmim-tiny: setup ## synthetic scenes, held-out colour-shape pairs: ITC+ITM+MLM vs + pixel MIM vs + SemMIM, retrieval R@1/5/10, colour and shape probes, error kinds (CPU, ~3 min)
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(PY) -m semmim experiment=tiny
 
 EXPERIMENTS += semmim-study
 .PHONY: semmim-study
-semmim-study: setup ## the tiny world with 6 seeds, 600 steps and the SemMIM ablations: the comparison of record in the README (CPU, ~50 min)
+semmim-study: setup ## the tiny world with 6 seeds, 600 steps and the SemMIM ablations: the comparison of record in the README (CPU, ~60 min)
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(PY) -m semmim experiment=study
 
 EXPERIMENTS += semmim-paper

@@ -1,9 +1,10 @@
 """The synthetic corpus: held-out combinations only in test; captions name every object; tokenizer limits."""
 
+import pytest
 import torch
 
 from semmim.data import SceneConfig, augment, caption_of, heldout_pairs, make_split, vocabulary
-from semmim.evaluate import colour_variants, rerank
+from semmim.evaluate import attribute_variants, colour_variants, rerank
 
 
 def test_split_holds_out_colour_shape_combinations(corpus):
@@ -42,6 +43,18 @@ def test_colour_variants_change_only_the_named_object(corpus):
     assert all(v.split(" and ")[0] == corpus[1].captions[0].split(" and ")[0] for v in variants)
 
 
+def test_shape_variants_change_only_the_named_object_s_shape(corpus):
+    scene = corpus[1].scenes[0]
+    variants = attribute_variants(scene, 0, "shape")
+    assert len(variants) == 4 and corpus[1].captions[0] in variants
+    first = [v.split(" and ")[0].split() for v in variants]
+    assert sorted(words[3] for words in first) == sorted(["circle", "square", "triangle", "cross"])
+    assert all(
+        w[:3] == first[0][:3] and w[4:] == first[0][4:] for w in first
+    )  # size, colour, place unchanged
+    assert all(v.split(" and ")[1] == corpus[1].captions[0].split(" and ")[1] for v in variants)
+
+
 def test_itm_rerank_keeps_honest_ranks_past_k():
     sim = torch.tensor([[0.9, 0.8, 0.7, 0.1, 0.5]])  # the target (column 0) and the ITC order of the others
     top = torch.tensor([[0, 1]])
@@ -74,3 +87,23 @@ def test_splits_are_the_same_in_every_process():
         for h in (1, 2, 3)
     }
     assert len(digests) == 1
+
+
+def test_second_view_colour_changes_are_channel_permutations_or_grey(corpus):
+    images = corpus[0].batch(torch.arange(16))[0]
+    same = augment(images, max_shift=0, brightness=0.0)
+    assert torch.equal(same, images)  # no colour change unless asked
+    hue = augment(images, max_shift=0, brightness=0.0, hue_p=1.0)
+    assert torch.equal(hue.sort(dim=1).values, images.sort(dim=1).values)  # each pixel: the same 3 values
+    assert not torch.equal(hue, images)  # some image got a non-identity permutation
+    grey = augment(images, max_shift=0, brightness=0.0, gray_p=1.0)
+    assert torch.allclose(grey, images.mean(1, keepdim=True).expand_as(images))
+
+
+@pytest.mark.parametrize("field", ["view_hue_p", "view_gray_p"])
+def test_view_colour_probabilities_outside_0_1_name_the_field(field):
+    from paperlab.config import ConfigError
+    from semmim.vlp import MIMConfig
+
+    with pytest.raises(ConfigError, match=rf"mim\.{field}"):
+        MIMConfig(**{field: 1.5})

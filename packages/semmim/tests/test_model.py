@@ -124,3 +124,17 @@ def test_bad_input_is_reported_with_the_field(make_model, batch, tokenizer):
     model = make_model("base")
     with pytest.raises(ValueError, match="image_size"):
         model(torch.zeros(2, 3, 16, 16), *tokenizer(["a red circle", "a blue square"]))
+
+
+@pytest.mark.parametrize("depth", [1, 2])
+def test_text_fused_image_stream_reaches_the_itm_head_only_from_depth_2(make_model, batch, depth):
+    """A co-attention layer's text stream reads the image stream *before* that layer's image cross-attention, so
+    the weights the cross-modal MIM trains there (image attends to text) reach the ITM head only through a later
+    layer: at depth 1 they get no ITM gradient, at depth 2 the first layer's do (why the tiny config uses 2)."""
+    model = make_model("base", fusion_depth=depth)
+    images, ids, attention = batch
+    img, txt, _, _ = model.encode(images, ids, attention)
+    model.itm_logits(txt, img, attention).logsumexp(-1).sum().backward()
+    grad = model.fusion.layers[0].image_cross.in_proj_weight.grad
+    reached = grad is not None and grad.abs().sum() > 0
+    assert reached == (depth == 2)

@@ -246,9 +246,18 @@ def read_caption_file(path: str | Path, image_size: int) -> CaptionSet:
     return CaptionSet(torch.stack(images), captions, [[] for _ in captions])
 
 
-def augment(images: torch.Tensor, max_shift: int = 2, brightness: float = 0.15) -> torch.Tensor:
+def augment(
+    images: torch.Tensor,
+    max_shift: int = 2,
+    brightness: float = 0.15,
+    hue_p: float = 0.0,
+    gray_p: float = 0.0,
+) -> torch.Tensor:
     """A second view for the global agreement loss: a random shift of up to ``max_shift`` px (zero fill) and a
-    random brightness scale in ``[1 - brightness, 1 + brightness]``; ``images`` float ``(B, 3, H, W)``."""
+    random brightness scale in ``[1 - brightness, 1 + brightness]``; with probability ``hue_p`` a random
+    permutation of the colour channels (a hue change of the synthetic palette, e.g. red -> green), and with
+    probability ``gray_p`` the channel mean instead (DINO's colour jitter and grayscale). Captions never see this
+    view, so changing colours is safe. ``images`` float ``(B, 3, H, W)``."""
     b = images.shape[0]
     padded = torch.nn.functional.pad(images, (max_shift,) * 4)
     h, w = images.shape[-2:]
@@ -256,4 +265,11 @@ def augment(images: torch.Tensor, max_shift: int = 2, brightness: float = 0.15) 
     dx = torch.randint(0, 2 * max_shift + 1, (b,)).tolist()
     out = torch.stack([padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(b)])
     scale = 1 + brightness * (2 * torch.rand(b, 1, 1, 1) - 1)
-    return (out * scale).clamp(0, 1)
+    out = out * scale
+    if hue_p > 0:
+        perms = torch.stack([torch.randperm(3) for _ in range(b)])  # (B, 3)
+        permuted = torch.gather(out, 1, perms[:, :, None, None].expand(-1, -1, h, w))
+        out = torch.where(torch.rand(b, 1, 1, 1) < hue_p, permuted, out)
+    if gray_p > 0:
+        out = torch.where(torch.rand(b, 1, 1, 1) < gray_p, out.mean(1, keepdim=True).expand_as(out), out)
+    return out.clamp(0, 1)

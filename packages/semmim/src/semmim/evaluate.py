@@ -1,13 +1,19 @@
-"""Evaluation: image-text retrieval (ITC ranking, then ITM re-ranking of the top candidates as in ALBEF) and a
-zero-shot fine-grained probe (the colour of a named object)."""
+"""Evaluation: image-text retrieval (ITC ranking, then ITM re-ranking of the top candidates as in ALBEF), what the
+wrong top-1 images get wrong, and zero-shot fine-grained probes (the colour or the shape of a named object)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
+from paperlab.config import require
 from paperlab.metrics import bidirectional_retrieval_metrics
-from semmim.data import COLOURS, CaptionSet, SceneObject
+from semmim.data import COLOURS, SHAPES, CaptionSet, SceneObject
 from semmim.vlp import SemMIMModel
+
+#: the attribute probes: attribute -> its values
+PROBE_VALUES: dict[str, tuple[str, ...]] = {"colour": tuple(COLOURS), "shape": SHAPES}
 
 
 @torch.no_grad()
@@ -70,23 +76,65 @@ def retrieval(model: SemMIMModel, data: CaptionSet, tokenizer, rerank_k: int = 8
             if k.startswith("v2t_")
         }
     )
+    if data.scenes and data.scenes[0]:
+        top1 = reranked["t2v"].argmax(1).tolist()
+        out.update({f"itm_t2i_err_{k}": v for k, v in error_kinds(top1, data).items()})
     return {k.replace("t2v", "t2i").replace("v2t", "i2t"): v for k, v in out.items()}
+
+
+def error_kinds(top1: list[int], data: CaptionSet) -> dict[str, float]:
+    """What the wrong text-to-image top-1 answers get wrong, in % of all queries (query i's gold image is i):
+
+    ``same``: the retrieved image has the same caption (an unavoidable tie); ``place``: the same objects (size,
+    colour, shape) in other places; ``bind``: the same sizes, colours and shapes overall, paired differently (e.g. a
+    blue circle and a red square for a red circle and a blue square); ``attr``: some other object."""
+    counts = dict.fromkeys(("place", "bind", "attr", "same"), 0)
+    for query, hit in enumerate(top1):
+        if hit == query:
+            continue
+        gold, got = data.scenes[query], data.scenes[hit]
+        objects = sorted((o.size, o.colour, o.shape) for o in gold) == sorted(
+            (o.size, o.colour, o.shape) for o in got
+        )
+        if data.captions[hit] == data.captions[query]:
+            counts["same"] += 1
+        elif objects:
+            counts["place"] += 1
+        elif [sorted(getattr(o, f) for o in gold) for f in ("size", "colour", "shape")] == [
+            sorted(getattr(o, f) for o in got) for f in ("size", "colour", "shape")
+        ]:
+            counts["bind"] += 1
+        else:
+            counts["attr"] += 1
+    return {k: 100.0 * v / max(len(top1), 1) for k, v in counts.items()}
+
+
+def attribute_variants(scene: list[SceneObject], which: int, attribute: str = "colour") -> list[str]:
+    """The caption of ``scene`` once per value of ``attribute`` (``colour``: COLOURS order, ``shape``: SHAPES
+    order) of object ``which``, the true value included; every other word unchanged."""
+    values = PROBE_VALUES[attribute]
+    return [
+        " and ".join(
+            (dataclasses.replace(o, **{attribute: value}) if j == which else o).phrase()
+            for j, o in enumerate(scene)
+        )
+        for value in values
+    ]
 
 
 def colour_variants(scene: list[SceneObject], which: int) -> list[str]:
     """The caption of ``scene`` once per colour of object ``which`` (the true one included), in COLOURS order."""
-    return [
-        " and ".join(o.phrase(colour if j == which else None) for j, o in enumerate(scene))
-        for colour in COLOURS
-    ]
+    return attribute_variants(scene, which, "colour")
 
 
 @torch.no_grad()
-def attribute_probe(model: SemMIMModel, data: CaptionSet, tokenizer) -> float:
+def attribute_probe(model: SemMIMModel, data: CaptionSet, tokenizer, attribute: str = "colour") -> float:
     """Zero-shot fine-grained probe: for every object of every image, rank the captions that differ only in that
-    object's colour by the ITM score; accuracy (%) of choosing the true colour (chance 100 / len(COLOURS))."""
+    object's ``attribute`` (colour or shape) by the ITM score; accuracy (%) of choosing the true value (chance 100 /
+    number of values: 16.7 % for colour, 25 % for shape)."""
+    require(attribute in PROBE_VALUES, "attribute", attribute, f"one of {sorted(PROBE_VALUES)}")
     model.eval()
-    colours = list(COLOURS)
+    values = list(PROBE_VALUES[attribute])
     correct = total = 0
     for start in range(0, len(data), 32):
         index = torch.arange(start, min(start + 32, len(data)))
@@ -95,12 +143,12 @@ def attribute_probe(model: SemMIMModel, data: CaptionSet, tokenizer) -> float:
         variants, rows, truth = [], [], []
         for row, i in enumerate(index.tolist()):
             for which, obj in enumerate(data.scenes[i]):
-                variants += colour_variants(data.scenes[i], which)
-                rows += [row] * len(colours)
-                truth.append(colours.index(obj.colour))
+                variants += attribute_variants(data.scenes[i], which, attribute)
+                rows += [row] * len(values)
+                truth.append(values.index(getattr(obj, attribute)))
         ids, attention = tokenizer(variants)
         score = itm_scores(model, model.text(ids, attention), img[torch.tensor(rows)], attention)
-        pred = score.reshape(-1, len(colours)).argmax(1)
+        pred = score.reshape(-1, len(values)).argmax(1)
         correct += int((pred == torch.tensor(truth)).sum())
         total += len(truth)
     return 100.0 * correct / max(total, 1)

@@ -107,7 +107,12 @@ def pretrain(
         images, captions = data.batch(index)
         ids, attention = tokenizer(captions)
         images, ids, attention = images.to(device), ids.to(device), attention.to(device)
-        view2 = augment(images) if model.loss_cfg.mim.enabled and model.loss_cfg.mim.agreement else None
+        mim = model.loss_cfg.mim
+        view2 = (
+            augment(images, hue_p=mim.view_hue_p, gray_p=mim.view_gray_p)
+            if mim.enabled and mim.agreement
+            else None
+        )
         out = net(images, ids, attention, view2)
         optimizer.zero_grad(set_to_none=True)
         out["loss"].backward()

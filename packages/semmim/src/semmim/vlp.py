@@ -57,6 +57,11 @@ class MIMConfig:
     # None = tau_teacher for both the global agreement codes and the MIM patch targets.
     tau_teacher_patch: float | None = None
     center_momentum: float = 0.9
+    # the agreement loss's second view (semmim.data.augment): besides a shift and a brightness scale, with these
+    # probabilities its colour channels are permuted (a hue change of the synthetic palette) or it turns grey --
+    # DINO's colour jitter (p = 0.8) and random grayscale (p = 0.2); 0 = shift + brightness only
+    view_hue_p: float = 0.0
+    view_gray_p: float = 0.0
 
     def __post_init__(self) -> None:
         require(
@@ -81,6 +86,13 @@ class MIMConfig:
                 "mim.tau_teacher_patch",
                 self.tau_teacher_patch,
                 f"null or in (0, mim.tau_student={self.tau_student}] (the teacher sharpens)",
+            )
+        for name in ("view_hue_p", "view_gray_p"):
+            require(
+                0.0 <= getattr(self, name) <= 1.0,
+                f"mim.{name}",
+                getattr(self, name),
+                "a probability in [0, 1]",
             )
         require(0.0 <= self.center_momentum < 1.0, "mim.center_momentum", self.center_momentum, "in [0, 1)")
         require(self.weight >= 0 and self.agreement_weight >= 0, "mim.weight", self.weight, ">= 0")
