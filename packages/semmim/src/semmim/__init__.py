@@ -2,7 +2,7 @@
 Liu et al., LREC-COLING 2024) on an ALBEF-style backbone. See the package README for what is from the paper."""
 
 from semmim.data import CaptionSet, SceneConfig, WordTokenizer, make_split, vocabulary
-from semmim.evaluate import attribute_probe, retrieval
+from semmim.evaluate import attribute_probe, attribute_probes, retrieval
 from semmim.experiment import METHODS, ExperimentConfig, run
 from semmim.masking import masked_count, patch_relevance, random_mask, text_guided_mask
 from semmim.model import ModelConfig, SemanticHead
@@ -22,6 +22,7 @@ __all__ = [
     "TrainConfig",
     "WordTokenizer",
     "attribute_probe",
+    "attribute_probes",
     "make_split",
     "masked_count",
     "patch_relevance",

@@ -82,6 +82,11 @@ def retrieval(model: SemMIMModel, data: CaptionSet, tokenizer, rerank_k: int = 8
     return {k.replace("t2v", "t2i").replace("v2t", "i2t"): v for k, v in out.items()}
 
 
+def _bag(scene: list[SceneObject], *fields: str) -> list[tuple[str, ...]]:
+    """The scene's objects as a sorted list of their ``fields`` (a multiset, places ignored)."""
+    return sorted(tuple(getattr(o, f) for f in fields) for o in scene)
+
+
 def error_kinds(top1: list[int], data: CaptionSet) -> dict[str, float]:
     """What the wrong text-to-image top-1 answers get wrong, in % of all queries (query i's gold image is i):
 
@@ -89,20 +94,16 @@ def error_kinds(top1: list[int], data: CaptionSet) -> dict[str, float]:
     colour, shape) in other places; ``bind``: the same sizes, colours and shapes overall, paired differently (e.g. a
     blue circle and a red square for a red circle and a blue square); ``attr``: some other object."""
     counts = dict.fromkeys(("place", "bind", "attr", "same"), 0)
+    fields = ("size", "colour", "shape")
     for query, hit in enumerate(top1):
         if hit == query:
             continue
         gold, got = data.scenes[query], data.scenes[hit]
-        objects = sorted((o.size, o.colour, o.shape) for o in gold) == sorted(
-            (o.size, o.colour, o.shape) for o in got
-        )
         if data.captions[hit] == data.captions[query]:
             counts["same"] += 1
-        elif objects:
+        elif _bag(gold, *fields) == _bag(got, *fields):
             counts["place"] += 1
-        elif [sorted(getattr(o, f) for o in gold) for f in ("size", "colour", "shape")] == [
-            sorted(getattr(o, f) for o in got) for f in ("size", "colour", "shape")
-        ]:
+        elif all(_bag(gold, f) == _bag(got, f) for f in fields):
             counts["bind"] += 1
         else:
             counts["attr"] += 1
@@ -128,27 +129,37 @@ def colour_variants(scene: list[SceneObject], which: int) -> list[str]:
 
 
 @torch.no_grad()
-def attribute_probe(model: SemMIMModel, data: CaptionSet, tokenizer, attribute: str = "colour") -> float:
-    """Zero-shot fine-grained probe: for every object of every image, rank the captions that differ only in that
-    object's ``attribute`` (colour or shape) by the ITM score; accuracy (%) of choosing the true value (chance 100 /
-    number of values: 16.7 % for colour, 25 % for shape)."""
-    require(attribute in PROBE_VALUES, "attribute", attribute, f"one of {sorted(PROBE_VALUES)}")
+def attribute_probes(
+    model: SemMIMModel, data: CaptionSet, tokenizer, attributes: tuple[str, ...] = ("colour", "shape")
+) -> dict[str, float]:
+    """Zero-shot fine-grained probes: for every object of every image and every attribute (colour, shape), rank
+    the captions that differ only in that object's attribute by the ITM score; ``{attribute: accuracy (%)}`` of
+    choosing the true value (chance 100 / number of values: 16.7 % for colour, 25 % for shape). Each batch of
+    images is encoded once for all attributes."""
+    for attribute in attributes:
+        require(attribute in PROBE_VALUES, "attribute", attribute, f"one of {sorted(PROBE_VALUES)}")
     model.eval()
-    values = list(PROBE_VALUES[attribute])
-    correct = total = 0
+    correct, total = dict.fromkeys(attributes, 0), dict.fromkeys(attributes, 0)
     for start in range(0, len(data), 32):
         index = torch.arange(start, min(start + 32, len(data)))
         images, captions = data.batch(index)
         img = model.encode(images, *tokenizer(captions))[0]
-        variants, rows, truth = [], [], []
-        for row, i in enumerate(index.tolist()):
-            for which, obj in enumerate(data.scenes[i]):
-                variants += attribute_variants(data.scenes[i], which, attribute)
-                rows += [row] * len(values)
-                truth.append(values.index(getattr(obj, attribute)))
-        ids, attention = tokenizer(variants)
-        score = itm_scores(model, model.text(ids, attention), img[torch.tensor(rows)], attention)
-        pred = score.reshape(-1, len(values)).argmax(1)
-        correct += int((pred == torch.tensor(truth)).sum())
-        total += len(truth)
-    return 100.0 * correct / max(total, 1)
+        for attribute in attributes:
+            values = list(PROBE_VALUES[attribute])
+            variants, rows, truth = [], [], []
+            for row, i in enumerate(index.tolist()):
+                for which, obj in enumerate(data.scenes[i]):
+                    variants += attribute_variants(data.scenes[i], which, attribute)
+                    rows += [row] * len(values)
+                    truth.append(values.index(getattr(obj, attribute)))
+            ids, attention = tokenizer(variants)
+            score = itm_scores(model, model.text(ids, attention), img[torch.tensor(rows)], attention)
+            pred = score.reshape(-1, len(values)).argmax(1)
+            correct[attribute] += int((pred == torch.tensor(truth)).sum())
+            total[attribute] += len(truth)
+    return {a: 100.0 * correct[a] / max(total[a], 1) for a in attributes}
+
+
+def attribute_probe(model: SemMIMModel, data: CaptionSet, tokenizer, attribute: str = "colour") -> float:
+    """One of :func:`attribute_probes`: accuracy (%) of the ``attribute`` probe."""
+    return attribute_probes(model, data, tokenizer, (attribute,))[attribute]

@@ -37,7 +37,7 @@ from semmim.data import (
     read_caption_file,
     vocabulary,
 )
-from semmim.evaluate import attribute_probe, retrieval
+from semmim.evaluate import attribute_probes, retrieval
 from semmim.model import ModelConfig
 from semmim.train import TrainConfig, pretrain
 from semmim.vlp import LossConfig, MIMConfig, SemMIMModel
@@ -161,8 +161,8 @@ def run_one(
     model.to("cpu")
     metrics = retrieval(model, test, tokenizer, cfg.rerank_k)
     if test.scenes and test.scenes[0]:
-        metrics["probe_colour_acc"] = attribute_probe(model, test, tokenizer, "colour")
-        metrics["probe_shape_acc"] = attribute_probe(model, test, tokenizer, "shape")
+        probes = attribute_probes(model, test, tokenizer, ("colour", "shape"))
+        metrics.update({f"probe_{a}_acc": acc for a, acc in probes.items()})
     return {"method": method, "seed": seed, **metrics, "history": history}
 
 

@@ -96,6 +96,8 @@ def pretrain(
         running = dict(state["extra"].get("running", {}))
         log.info("resumed %s from step %d", checkpoint, start)
     model.train()
+    mim = model.loss_cfg.mim
+    two_views = mim.enabled and mim.agreement  # the agreement loss needs a second view
     bar = tqdm(
         range(start, min(cfg.steps, stop_at or cfg.steps)),
         desc=description,
@@ -107,12 +109,7 @@ def pretrain(
         images, captions = data.batch(index)
         ids, attention = tokenizer(captions)
         images, ids, attention = images.to(device), ids.to(device), attention.to(device)
-        mim = model.loss_cfg.mim
-        view2 = (
-            augment(images, hue_p=mim.view_hue_p, gray_p=mim.view_gray_p)
-            if mim.enabled and mim.agreement
-            else None
-        )
+        view2 = augment(images, hue_p=mim.view_hue_p, gray_p=mim.view_gray_p) if two_views else None
         out = net(images, ids, attention, view2)
         optimizer.zero_grad(set_to_none=True)
         out["loss"].backward()
