@@ -3,19 +3,24 @@
 import pytest
 
 from paperlab.config import ConfigError, compose, from_config
-from semmim.experiment import METHODS, ExperimentConfig, method_loss
+from semmim.experiment import METHODS, ExperimentConfig, _config_key, method_loss
 
 
 def _load(*overrides: str) -> ExperimentConfig:
     return from_config(ExperimentConfig, compose("semmim", list(overrides)))
 
 
-def test_tiny_study_and_paper_configs_validate():
+def test_tiny_study_claim_and_paper_configs_validate():
     tiny = _load("experiment=tiny")
     assert tiny.methods == ["base", "pixel", "semmim"] and tiny.corpus.kind == "synthetic"
     assert tiny.model.num_patches == 16 and not tiny.loss.mim.enabled
     study = _load("experiment=study")
     assert len(study.seeds) >= 5 and {"semmim_random_mask", "semmim_no_text_target"} <= set(study.methods)
+    claim = _load("experiment=claim")
+    assert claim.methods == ["base", "pixel", "semmim"] and len(set(claim.seeds)) == 18
+    # the claim's cache holds the study's runs: the two differ only in methods, seeds and name
+    assert _config_key(claim) == _config_key(study)
+    assert (tiny.loss.mim.view_hue_p, tiny.loss.mim.view_gray_p) == (0.8, 0.2) and not tiny.save_weights
     paper = _load("experiment=paper")
     assert paper.model.vision == "vit_base_patch16_224" and paper.model.text == "bert-base-uncased"
     assert (paper.model.image_size, paper.model.patch_size, paper.model.num_patches) == (224, 16, 196)
@@ -25,7 +30,7 @@ def test_tiny_study_and_paper_configs_validate():
         "sbu",
         "cc3m",
     }
-    assert paper.loss.itc_queue == 65536 and paper.train.checkpoint_every > 0
+    assert paper.loss.itc_queue == 65536 and paper.train.checkpoint_every > 0 and paper.save_weights
 
 
 def test_methods_switch_the_ablations():

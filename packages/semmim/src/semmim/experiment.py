@@ -39,8 +39,8 @@ from semmim.data import (
 )
 from semmim.evaluate import attribute_probes, retrieval
 from semmim.model import ModelConfig
-from semmim.train import TrainConfig, pretrain
-from semmim.vlp import LossConfig, MIMConfig, SemMIMModel
+from semmim.train import TrainConfig, is_main_process, pretrain
+from semmim.vlp import LossConfig, MIMConfig, SemMIMModel, save_weights
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,8 @@ class ExperimentConfig:
     rerank_k: int = 8
     device: str = "auto"
     progress: bool = True
+    # write each run's final weights to results/semmim/<name>/<method>_seed<seed>.pt (the init of semmim.finetune)
+    save_weights: bool = False
 
     def __post_init__(self) -> None:
         bad = [m for m in self.methods if m not in METHODS]
@@ -137,15 +139,17 @@ def build_model(cfg: ExperimentConfig, method: str, seed: int, tokenizer) -> Sem
 
 
 def _config_key(cfg: ExperimentConfig) -> str:
-    payload = {k: v for k, v in asdict(cfg).items() if k not in ("methods", "seeds", "progress", "name")}
+    skip = ("methods", "seeds", "progress", "name", "save_weights")
+    payload = {k: v for k, v in asdict(cfg).items() if k not in skip}
     return hashlib.sha1(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:10]
 
 
 def run_one(
-    cfg, method, seed, train: CaptionSet, test: CaptionSet, tokenizer, device, checkpoint=None
+    cfg, method, seed, train: CaptionSet, test: CaptionSet, tokenizer, device, checkpoint=None, weights=None
 ) -> dict:
     """Pretrain one method from one seed and evaluate it: ``{"method", "seed", metrics..., "history"}``;
-    ``checkpoint``: the file to save to every ``train.checkpoint_every`` steps and to resume from."""
+    ``checkpoint``: the file to save to every ``train.checkpoint_every`` steps and to resume from; ``weights``:
+    where to write the final weights (:func:`semmim.vlp.save_weights`, rank 0 only)."""
     seed_everything(seed)
     model = build_model(cfg, method, seed, tokenizer)
     history = pretrain(
@@ -159,6 +163,8 @@ def run_one(
         checkpoint=checkpoint,
     )
     model.to("cpu")
+    if weights is not None and is_main_process():
+        save_weights(model, weights)
     metrics = retrieval(model, test, tokenizer, cfg.rerank_k)
     if test.scenes and test.scenes[0]:
         probes = attribute_probes(model, test, tokenizer, ("colour", "shape"))
@@ -239,6 +245,18 @@ def report(cfg: ExperimentConfig, runs: list[dict], out) -> dict:
         steps=cfg.train.steps,
         batch=cfg.train.batch,
     )
+    sem_runs = {r["seed"]: r for r in runs if r["method"] == "semmim"}
+    gaps = []
+    for method in cfg.methods:
+        other = {r["seed"]: r for r in runs if r["method"] == method}
+        diffs = [sem_runs[s]["itm_t2i_R@1"] - r["itm_t2i_R@1"] for s, r in other.items() if s in sem_runs]
+        if method == "semmim" or len(diffs) < 2:
+            continue
+        mean, std = _mean_std(diffs)
+        gaps.append(
+            f"{method}: {mean:+.2f} ± {std / len(diffs) ** 0.5:.2f} (s.e.), SemMIM ahead in "
+            f"{sum(d > 0 for d in diffs)} of {len(diffs)}"
+        )
     if "semmim_minus_base_t2i_R@1_per_seed" in summary:
         diffs = summary["semmim_minus_base_t2i_R@1_per_seed"]
         notes += (
@@ -247,6 +265,8 @@ def report(cfg: ExperimentConfig, runs: list[dict], out) -> dict:
             f"± {summary['semmim_minus_base_t2i_R@1_sem']:.2f} (s.e.), SemMIM ahead in {summary['semmim_wins']} of "
             f"{len(diffs)} seeds; a clear win (mean > 2 s.e.): {summary['semmim_beats_base_by_2_sem']}.\n"
         )
+    if gaps:
+        notes += "\nSemMIM minus each method (ITM t2i R@1, paired by seed): " + "; ".join(gaps) + ".\n"
     write_results(out, metrics, rows=rows, title=f"SemMIM {cfg.name}: held-out combinations", notes=notes)
     cats = ["itm_t2i_R@1", "itm_i2t_R@1", "itc_t2i_R@1", "probe_colour_acc", "probe_shape_acc"]
     plot_bars(
@@ -296,9 +316,10 @@ def run(cfg: ExperimentConfig) -> dict:
     for method in cfg.methods:
         for seed in cfg.seeds:
             name = f"{key}/{method}/{seed}"
-            if name not in cache:
+            weights = out / f"{method}_seed{seed}.pt" if cfg.save_weights else None
+            if name not in cache or (weights is not None and not weights.is_file()):
                 ckpt = out / f"checkpoint_{method}_{seed}.pt" if cfg.train.checkpoint_every else None
-                result = run_one(cfg, method, seed, train, test, tokenizer, device, ckpt)
+                result = run_one(cfg, method, seed, train, test, tokenizer, device, ckpt, weights)
                 cache.append({"key": name, **result})
                 log.info(
                     "%s seed %d: t2i R@1 %.1f (itm) %.1f (itc), probe colour %.1f shape %.1f",

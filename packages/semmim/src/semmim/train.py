@@ -1,6 +1,7 @@
-"""The pretraining loop: AdamW with linear warm-up and cosine decay, an EMA update after every step, atomic
-checkpoints that resume exactly (model + momentum + centres + queues, optimizer, scheduler, RNG), and DDP when
-launched with ``torchrun`` / ``accelerate launch`` (``WORLD_SIZE > 1``)."""
+"""The training loop (:func:`fit`, shared by pretraining and :mod:`semmim.finetune`): AdamW with linear warm-up and
+cosine decay, an EMA update after every step, atomic checkpoints that resume exactly (model + momentum + centres +
+queues, optimizer, scheduler, RNG), and DDP when launched with ``torchrun`` / ``accelerate launch``
+(``WORLD_SIZE > 1``); :func:`pretrain` feeds it caption batches."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import dataclasses
 import logging
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -59,22 +61,30 @@ def _distributed() -> tuple[int, int]:
     return world, rank
 
 
-def pretrain(
-    model: SemMIMModel,
-    data: CaptionSet,
-    tokenizer,
+def is_main_process() -> bool:
+    """True outside DDP and on rank 0 (the process that writes files)."""
+    return not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0
+
+
+def fit(
+    model: torch.nn.Module,
     cfg: TrainConfig,
+    inputs: Callable[[], tuple],
     *,
+    after_step: Callable[[], None] | None = None,
+    param_groups: list[dict] | None = None,
     checkpoint: str | Path | None = None,
     progress: bool = True,
-    description: str = "pretrain",
+    description: str = "train",
     device: torch.device | str = "cpu",
     stop_at: int | None = None,
 ) -> list[dict[str, float]]:
-    """Pretrain ``model`` on ``data`` for ``cfg.steps`` steps; returns the logged losses (one dict per
-    ``cfg.log_every`` steps). Batches, augmentations and masks draw from the global torch RNG, so a run resumed from
-    ``checkpoint`` continues exactly where the interrupted one stopped. ``stop_at`` ends the loop after that step
-    (an interruption, for tests), leaving the schedule of ``cfg.steps`` unchanged."""
+    """The generic loop shared by pretraining and fine-tuning: ``model(*inputs())`` returns a dict of losses with
+    ``loss`` the one to minimise; AdamW (weight decay on matrices only, or ``param_groups``), warm-up + cosine
+    (:func:`lr_factor`), gradient clipping, ``after_step()`` after every optimizer step (the EMA update), logged
+    means every ``cfg.log_every`` steps, atomic checkpoints on rank 0 that resume exactly in one process, and DDP
+    when ``WORLD_SIZE > 1`` (each rank then draws its own batches: the global RNG is re-seeded per rank, also on
+    resume, so a resumed DDP run continues with fresh per-rank streams rather than bit-exactly)."""
     world, rank = _distributed()
     model.to(device)
     net: torch.nn.Module = model
@@ -82,12 +92,14 @@ def pretrain(
         local = int(os.environ.get("LOCAL_RANK", "0"))
         ids = [local] if torch.device(device).type == "cuda" else None
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
-    decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim > 1]
-    no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim <= 1]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=cfg.lr,
-    )
+    if param_groups is None:
+        decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim > 1]
+        no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim <= 1]
+        param_groups = [
+            {"params": decay, "weight_decay": cfg.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
+    optimizer = torch.optim.AdamW(param_groups, lr=cfg.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg))
     start, history, running = 0, [], {}
     if checkpoint is not None and Path(checkpoint).is_file():
@@ -95,9 +107,10 @@ def pretrain(
         start, history = state["step"], list(state["extra"].get("history", []))
         running = dict(state["extra"].get("running", {}))
         log.info("resumed %s from step %d", checkpoint, start)
+    if world > 1:  # same seed on every rank would give every rank the same batches
+        torch.manual_seed(int(torch.randint(2**31 - 1, ())) + rank)
     model.train()
-    mim = model.loss_cfg.mim
-    two_views = mim.enabled and mim.agreement  # the agreement loss needs a second view
+    trainable = [p for p in model.parameters() if p.requires_grad]
     bar = tqdm(
         range(start, min(cfg.steps, stop_at or cfg.steps)),
         desc=description,
@@ -105,19 +118,15 @@ def pretrain(
         leave=False,
     )
     for step in bar:
-        index = torch.randint(len(data), (cfg.batch,))
-        images, captions = data.batch(index)
-        ids, attention = tokenizer(captions)
-        images, ids, attention = images.to(device), ids.to(device), attention.to(device)
-        view2 = augment(images, hue_p=mim.view_hue_p, gray_p=mim.view_gray_p) if two_views else None
-        out = net(images, ids, attention, view2)
+        out = net(*inputs())
         optimizer.zero_grad(set_to_none=True)
         out["loss"].backward()
         if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.trainable_parameters(), cfg.grad_clip)
+            torch.nn.utils.clip_grad_norm_(trainable, cfg.grad_clip)
         optimizer.step()
         scheduler.step()
-        model.ema_update()
+        if after_step is not None:
+            after_step()
         for k, v in out.items():
             running[k] = running.get(k, 0.0) + float(v.detach())
         if (step + 1) % cfg.log_every == 0:
@@ -140,3 +149,32 @@ def pretrain(
             )
     model.eval()
     return history
+
+
+def pretrain(
+    model: SemMIMModel,
+    data: CaptionSet,
+    tokenizer,
+    cfg: TrainConfig,
+    *,
+    device: torch.device | str = "cpu",
+    **options,
+) -> list[dict[str, float]]:
+    """Pretrain ``model`` on ``data`` for ``cfg.steps`` steps; returns the logged losses (one dict per
+    ``cfg.log_every`` steps). Batches, augmentations and masks draw from the global torch RNG, so a run resumed from
+    ``checkpoint`` continues exactly where the interrupted one stopped. ``options`` go to :func:`fit`:
+    ``checkpoint``, ``progress``, ``description`` (default ``"pretrain"``) and ``stop_at``, which ends the loop
+    after that step (an interruption, for tests), leaving the schedule of ``cfg.steps`` unchanged."""
+    mim = model.loss_cfg.mim
+    two_views = mim.enabled and mim.agreement  # the agreement loss needs a second view
+
+    def inputs() -> tuple:
+        index = torch.randint(len(data), (cfg.batch,))
+        images, captions = data.batch(index)
+        ids, attention = tokenizer(captions)
+        images, ids, attention = images.to(device), ids.to(device), attention.to(device)
+        view2 = augment(images, hue_p=mim.view_hue_p, gray_p=mim.view_gray_p) if two_views else None
+        return images, ids, attention, view2
+
+    options.setdefault("description", "pretrain")
+    return fit(model, cfg, inputs, after_step=model.ema_update, device=device, **options)

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from paperlab.config import require
+from paperlab.config import ConfigError, require
+from paperlab.io import atomic_torch_save
 from semmim import losses
 from semmim.masking import patch_relevance, random_mask, text_guided_mask
 from semmim.model import (
@@ -32,6 +34,8 @@ from semmim.model import (
 
 #: modules copied into the momentum model
 MOMENTUM_PARTS = ("vision", "text", "fusion", "vision_proj", "text_proj", "image_to_fusion", "head")
+#: state that is not a weight: fine-tuning starts these afresh (the ITC queues' size is a loss setting)
+FRESH_STATE = ("image_queue", "text_queue", "queue_ptr")
 
 
 @dataclasses.dataclass
@@ -59,9 +63,10 @@ class MIMConfig:
     center_momentum: float = 0.9
     # the agreement loss's second view (semmim.data.augment): besides a shift and a brightness scale, with these
     # probabilities its colour channels are permuted (a hue change of the synthetic palette) or it turns grey --
-    # DINO's colour jitter (p = 0.8) and random grayscale (p = 0.2); 0 = shift + brightness only
-    view_hue_p: float = 0.0
-    view_gray_p: float = 0.0
+    # DINO's colour jitter (p = 0.8) and random grayscale (p = 0.2), the default since session 14; 0 = shift +
+    # brightness only (the earlier default)
+    view_hue_p: float = 0.8
+    view_gray_p: float = 0.2
 
     def __post_init__(self) -> None:
         require(
@@ -259,16 +264,7 @@ class SemMIMModel(nn.Module):
                 sim_t2i = sim_i2t.T
             out["itc"] = losses.itc_loss(sim_i2t, sim_t2i)
         if lc.itm:
-            with torch.no_grad():
-                sim = img_emb @ txt_emb.T
-                neg_txt = losses.hard_negative_index(sim, same)  # per image: a hard negative caption
-                neg_img = losses.hard_negative_index(sim.T, same)  # per caption: a hard negative image
-            t_all = torch.cat([txt, txt, txt[neg_txt]])
-            i_all = torch.cat([img, img[neg_img], img])
-            a_all = torch.cat([attention, attention, attention[neg_txt]])
-            b = images.shape[0]
-            labels = torch.cat([torch.ones(b), torch.zeros(2 * b)]).long().to(images.device)
-            out["itm"] = losses.itm_loss(self.itm_logits(t_all, i_all, a_all), labels)
+            out["itm"] = self.itm_with_hard_negatives(img, txt, attention, img_emb, txt_emb, same)
         if lc.mlm:
             masked_ids, labels = losses.mask_tokens(
                 ids, self.special_ids, self.mask_id, self.vocab_size, lc.mlm_prob
@@ -288,6 +284,21 @@ class SemMIMModel(nn.Module):
         out["loss"] = total
         return out
 
+    def itm_with_hard_negatives(self, img, txt, attention, img_emb, txt_emb, same) -> torch.Tensor:
+        """ALBEF's ITM: each pair, plus per image a hard negative caption and per caption a hard negative image
+        drawn by ITC similarity (:func:`semmim.losses.hard_negative_index`; ``same`` ``(B, B)`` marks pairs that
+        count as matching and are never drawn); 2-way cross-entropy over the ``3B`` fused pairs."""
+        with torch.no_grad():
+            sim = img_emb @ txt_emb.T
+            neg_txt = losses.hard_negative_index(sim, same)  # per image: a hard negative caption
+            neg_img = losses.hard_negative_index(sim.T, same)  # per caption: a hard negative image
+        t_all = torch.cat([txt, txt, txt[neg_txt]])
+        i_all = torch.cat([img, img[neg_img], img])
+        a_all = torch.cat([attention, attention, attention[neg_txt]])
+        b = img.shape[0]
+        labels = torch.cat([torch.ones(b), torch.zeros(2 * b)]).long().to(img.device)
+        return losses.itm_loss(self.itm_logits(t_all, i_all, a_all), labels)
+
     @torch.no_grad()
     def _enqueue(self, img_emb_m: torch.Tensor, txt_emb_m: torch.Tensor) -> None:
         q, b = self.image_queue.shape[0], img_emb_m.shape[0]
@@ -298,3 +309,47 @@ class SemMIMModel(nn.Module):
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
+
+
+def save_weights(model: SemMIMModel, path: str | Path) -> Path:
+    """Write the pretrained weights (online + momentum model and centres; the ITC queues are left out) with the
+    model config and vocabulary size, atomically (temp file + rename)."""
+    weights = {k: v for k, v in model.state_dict().items() if k not in FRESH_STATE}
+    payload = {"model": weights, "config": dataclasses.asdict(model.cfg), "vocab_size": model.vocab_size}
+    return atomic_torch_save(payload, path)
+
+
+def load_weights(model: SemMIMModel, path: str | Path) -> None:
+    """Load weights written by :func:`save_weights` (or the ``model`` entry of a training checkpoint) into
+    ``model``; only :data:`FRESH_STATE` keeps its fresh initialisation. Vocabulary rows may grow: a matrix whose first dimension is the
+    file's vocabulary size gets the file's rows first and keeps fresh rows for the words a task adds (as BERT's
+    ``resize_token_embeddings``). Anything else that does not fit raises :class:`ConfigError` naming the file and
+    every missing / unexpected key and mismatching shape."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: pretrained SemMIM weights not found (init=...)")
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    weights = state["model"] if isinstance(state, dict) and "model" in state else state
+    weights = {k: v for k, v in weights.items() if k not in FRESH_STATE}
+    old_vocab = int(state.get("vocab_size", weights["mlm_head.bias"].shape[0]))
+    own = model.state_dict()
+    ours = {k: v for k, v in own.items() if k not in FRESH_STATE}
+    missing = sorted(set(ours) - set(weights))
+    unexpected = sorted(set(weights) - set(ours))
+    bad, grown = [], {}
+    for key in sorted(set(ours) & set(weights)):
+        have, want = weights[key].shape, ours[key].shape
+        if have == want:
+            grown[key] = weights[key]
+        elif have[1:] == want[1:] and have[0] == old_vocab < want[0]:
+            grown[key] = torch.cat([weights[key], ours[key][old_vocab:]])
+        else:
+            bad.append(f"{key}: file {tuple(have)} vs model {tuple(want)}")
+    if missing or unexpected or bad:
+        raise ConfigError(
+            f"init={str(path)!r}: the checkpoint does not fit the model config (model.*): "
+            f"{len(missing)} missing key(s) {missing[:8]}, {len(unexpected)} unexpected key(s) {unexpected[:8]}, "
+            f"{len(bad)} shape mismatch(es) {bad[:8]}"
+        )
+    own.update(grown)
+    model.load_state_dict(own)
