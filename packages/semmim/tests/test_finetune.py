@@ -329,7 +329,7 @@ def test_bad_vqa_files_name_the_file_entry_and_field(tmp_path):
     path.write_text(
         json.dumps([good, {**good, "question": "What shape?", "answers": ["A circle", "square"]}])
     )
-    with pytest.raises(FileNotFoundError, match=r"a\.png: image not found"):
+    with pytest.raises(FileNotFoundError, match=r"good\.json: entry 0: image 'a\.png' not found"):
         read_vqa_file(path, 32)
     Image.new("RGB", (8, 8), (255, 0, 0)).save(tmp_path / "a.png")
     data = read_vqa_file(path, 16)

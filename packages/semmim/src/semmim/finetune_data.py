@@ -110,10 +110,15 @@ def _distinct_images(path: Path, rows: list[dict], image_size: int) -> tuple[tor
     """``(images (M, 3, S, S) uint8, image_of (N,))``: every distinct ``image`` path read once."""
     slots: dict[str, int] = {}
     images = []
-    for row in rows:
+    for i, row in enumerate(rows):
         if row["image"] not in slots:
+            image = path.parent / row["image"]
+            if not image.is_file():
+                raise FileNotFoundError(
+                    f"{path}: entry {i}: image {row['image']!r} not found (looked for {image})"
+                )
             slots[row["image"]] = len(images)
-            images.append(_load_image(path.parent / row["image"], image_size))
+            images.append(_load_image(image, image_size))
     return torch.stack(images), torch.tensor([slots[row["image"]] for row in rows])
 
 
