@@ -45,6 +45,23 @@ def rerank(sim: torch.Tensor, top: torch.Tensor, score: torch.Tensor) -> torch.T
 
 
 @torch.no_grad()
+def itm_rerank(
+    model: SemMIMModel, sim, txt, img, attention, rerank_k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """ALBEF's protocol on an ITC score matrix ``sim`` ``(texts, images)``: each query's top ``rerank_k``
+    candidates re-ranked by the ITM score (:func:`rerank`). Returns ``(t2i (texts, images), i2t (images, texts))``
+    scores; ``txt`` / ``attention`` are per text, ``img`` per image."""
+    out = []
+    for queries_are_texts, s in ((True, sim), (False, sim.T)):
+        top = s.topk(min(rerank_k, s.shape[1]), dim=1).indices  # (queries, k)
+        rows = torch.arange(s.shape[0]).unsqueeze(1).expand_as(top).reshape(-1)
+        t_idx, i_idx = (rows, top.reshape(-1)) if queries_are_texts else (top.reshape(-1), rows)
+        score = itm_scores(model, txt[t_idx], img[i_idx], attention[t_idx]).reshape(top.shape)
+        out.append(rerank(s, top, score))
+    return out[0], out[1]
+
+
+@torch.no_grad()
 def retrieval(model: SemMIMModel, data: CaptionSet, tokenizer, rerank_k: int = 8) -> dict[str, float]:
     """R@1/5/10 both ways (``t2i_``, ``i2t_``): ``itc_`` from embedding similarity, ``itm_`` after re-ranking each
     query's top ``rerank_k`` ITC candidates by the ITM score (the others keep their ITC order below them)."""
@@ -52,16 +69,8 @@ def retrieval(model: SemMIMModel, data: CaptionSet, tokenizer, rerank_k: int = 8
     img, txt, attention, ie, te = embed(model, data, tokenizer)
     sim = te @ ie.T  # (texts, images)
     out = {f"itc_{k}": v for k, v in bidirectional_retrieval_metrics(sim.numpy()).items()}
-    reranked = {}
-    for name, s in (("t2v", sim), ("v2t", sim.T)):
-        k = min(rerank_k, s.shape[1])
-        top = s.topk(k, dim=1).indices  # (queries, k)
-        rows = torch.arange(s.shape[0]).unsqueeze(1).expand_as(top).reshape(-1)
-        cols = top.reshape(-1)
-        t_idx, i_idx = (rows, cols) if name == "t2v" else (cols, rows)
-        score = itm_scores(model, txt[t_idx], img[i_idx], attention[t_idx]).reshape(top.shape)
-        new = rerank(s, top, score)
-        reranked[name] = new if name == "t2v" else new.T
+    t2i, i2t = itm_rerank(model, sim, txt, img, attention, rerank_k)
+    reranked = {"t2v": t2i, "v2t": i2t.T}
     out.update(
         {
             f"itm_{k}": v

@@ -85,8 +85,6 @@ def soft_targets(answers: Sequence[Sequence[str]], vocabulary: Sequence[str]) ->
 def _load_image(path: Path, image_size: int) -> torch.Tensor:
     from PIL import Image
 
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: image not found")
     img = Image.open(path).convert("RGB").resize((image_size, image_size))
     return torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1)
 

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
-from paperlab.metrics import coco_caption_scores
+from paperlab.metrics import coco_caption_scores, hit_rate_at_k
 from semmim.data import CaptionSet
-from semmim.evaluate import itm_scores, rerank, retrieval
+from semmim.evaluate import itm_rerank, retrieval
 from semmim.finetune_data import CaptionImages, VQASet, answer_vocabulary, soft_targets, vqa_accuracy
 from semmim.finetune_models import CaptionDecoder, RetrievalFinetuner, VQAClassifier
 from semmim.model import encode_image
@@ -129,18 +129,12 @@ def grouped_retrieval(model: SemMIMModel, data, groups: torch.Tensor, tokenizer,
     sim = (
         F.normalize(model.text_proj(txt[:, 0]), dim=-1) @ F.normalize(model.vision_proj(img[:, 0]), dim=-1).T
     )
-    reranked = {}
-    for name, s in (("t2i", sim), ("i2t", sim.T)):
-        top = s.topk(min(rerank_k, s.shape[1]), dim=1).indices
-        rows = torch.arange(s.shape[0]).unsqueeze(1).expand_as(top).reshape(-1)
-        t_idx, i_idx = (rows, top.reshape(-1)) if name == "t2i" else (top.reshape(-1), rows)
-        score = itm_scores(model, txt[t_idx], img[i_idx], att[t_idx]).reshape(top.shape)
-        reranked[name] = rerank(s, top, score)
+    t2i, i2t = itm_rerank(model, sim, txt, img, att, rerank_k)
     out = {}
-    for prefix, t2i_sim, i2t_sim in (("itc", sim, sim), ("itm", reranked["t2i"], reranked["i2t"].T)):
+    for prefix, t2i_sim, i2t_sim in (("itc", sim, sim), ("itm", t2i, i2t.T)):
         ranks = {"t2i": grouped_ranks(t2i_sim, groups)[0], "i2t": grouped_ranks(i2t_sim, groups)[1]}
         for way, r in ranks.items():
-            out.update({f"{prefix}_{way}_R@{k}": 100.0 * float((r <= k).float().mean()) for k in (1, 5, 10)})
+            out.update({f"{prefix}_{way}_R@{k}": 100.0 * hit_rate_at_k(r.numpy(), k) for k in (1, 5, 10)})
     return out
 
 
