@@ -22,11 +22,26 @@ PYTEST := $(PY) -m pytest
 # Two workers on two cores, one torch thread each.
 XDIST := -n 2 --dist loadfile
 
-# Targets of each package live beside it; they add to EXPERIMENTS and set DEMO_<name> / BENCH_<name>.
+# Paper-scale launches (paperlab.scale): `make <name>-paper LAUNCH=zero3 NPROC=8`. LAUNCH is single | ddp | fsdp |
+# zero3 (accelerate config files in shared/src/paperlab/launch/); unset, the run is one process and the config's own
+# scale block must say so (the entry point names the LAUNCH/NPROC to give otherwise). Paper targets reach the hub.
+LAUNCH ?=
+NPROC ?= 8
+LAUNCH_DIR := shared/src/paperlab/launch
+# $(call paper_run,<module>,<dotted scale block>) -> the command that runs `python -m <module>` under LAUNCH, the
+# config's scale block told the launch; Hydra overrides follow it.
+paper_run = HF_HUB_OFFLINE=0 $(if $(filter-out single,$(LAUNCH)),$(VENV)/bin/accelerate launch \
+  --config_file $(LAUNCH_DIR)/$(LAUNCH).yaml --num_processes $(NPROC) \
+  $(if $(filter zero3,$(LAUNCH)),--deepspeed_config_file $(abspath $(LAUNCH_DIR))/zero3.json) -m $(1) \
+  $(2).launch=$(LAUNCH) $(2).num_gpus=$(NPROC),$(PY) -m $(1) $(if $(LAUNCH),$(2).launch=single $(2).num_gpus=1))
+
+# Targets of each package live beside it; they add to EXPERIMENTS (and PAPER_DRY: their -paper-dry targets) and
+# set DEMO_<name> / BENCH_<name>.
 EXPERIMENTS :=
+PAPER_DRY :=
 -include $(wildcard packages/*/package.mk)
 
-.PHONY: help setup test test-shared test-cross $(addprefix test-,$(PACKAGES)) demo bench lint format clean
+.PHONY: help setup test test-shared test-cross $(addprefix test-,$(PACKAGES)) demo bench lint format clean paper-dry
 
 help: ## list every target
 	@echo "paperlab targets:"
@@ -84,6 +99,10 @@ bench: setup ## speed/memory benchmarks of every package -> results/bench/<name>
 	  if [ -f benchmarks/$$p/bench.py ]; then echo "== bench $$p"; $(PY) benchmarks/$$p/bench.py; \
 	  else echo "== bench $$p: no benchmark yet"; fi; \
 	done
+
+paper-dry: setup ## every package's paper dry run: estimated peak GiB per GPU -> results/<name>/paper-dry/*.md
+	@fail=0; for t in $(PAPER_DRY); do echo "== make $$t"; $(MAKE) --no-print-directory $$t || fail=1; done; \
+	if [ -z "$(PAPER_DRY)" ]; then echo "no package has a -paper-dry target yet"; fi; exit $$fail
 
 lint: setup ## ruff check + format check
 	$(VENV)/bin/ruff check .

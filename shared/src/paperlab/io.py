@@ -28,7 +28,21 @@ def _atomic(path: Path, write: Callable[[Any], None], mode: str) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    _log_write(path)
     return path
+
+
+#: When set, every atomic write appends ``<rank>\t<path>`` to this file: the two-process harness
+#: (:mod:`paperlab.testing`) reads it to check that each result is written once, by the main process.
+WRITE_LOG_ENV = "PAPERLAB_WRITE_LOG"
+
+
+def _log_write(path: Path) -> None:
+    log_path = os.environ.get(WRITE_LOG_ENV)
+    if log_path:
+        rank = os.environ.get("RANK", "0")
+        with open(log_path, "a", encoding="utf-8") as handle:
+            handle.write(f"{rank}\t{path.resolve()}\n")
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:

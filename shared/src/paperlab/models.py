@@ -85,16 +85,22 @@ def load_causal_lm(
     """Load a causal LM from the hub (``meta-llama/Llama-2-7b-chat-hf``) or a local directory.
 
     ``dtype``/``device`` as in :func:`paperlab.device.pick_dtype`/:func:`~paperlab.device.pick_device`.
-    ``device="auto"`` with several GPUs uses ``device_map="auto"`` (needs ``accelerate``).
+    ``device="auto"`` with several GPUs in *one* process uses ``device_map="auto"`` (inference over GPUs). Under a
+    distributed launch (``WORLD_SIZE > 1``) the whole model goes on the rank's own GPU instead: each rank would
+    otherwise split it over every GPU, and accelerate refuses to train such a model. Models to train load through
+    :func:`paperlab.scale.load_for_training`.
     """
+    from paperlab.scale import rank_device, world_size
+
     from transformers import AutoModelForCausalLM
 
-    target = pick_device(device)
+    distributed = world_size() > 1
+    target = rank_device() if (distributed and device == "auto") else pick_device(device)
     torch_dtype = pick_dtype(dtype, target)
     options: dict[str, Any] = {"dtype": torch_dtype, "trust_remote_code": trust_remote_code, **kwargs}
     if attn_implementation is not None:
         options["attn_implementation"] = attn_implementation
-    multi_gpu = device == "auto" and target.type == "cuda" and torch.cuda.device_count() > 1
+    multi_gpu = device == "auto" and not distributed and target.type == "cuda" and torch.cuda.device_count() > 1
     if multi_gpu:
         options.setdefault("device_map", "auto")
     model = AutoModelForCausalLM.from_pretrained(str(name_or_path), **options)

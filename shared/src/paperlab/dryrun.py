@@ -1,0 +1,471 @@
+"""Dry run: a paper model built at its real shape on fake tensors, one training step and one evaluation step at the
+paper's batch, lengths, precision and sharding, and the estimated peak GiB per GPU by category.
+
+The model is built with ``transformers`` from its architecture file (a small YAML shipped in the package, citing
+the model card: the hub's ``config.json`` is not reachable here) under PyTorch's ``FakeTensorMode``: no weight is
+allocated, every op only computes shapes. ``torch.distributed._tools.mem_tracker.MemTracker`` records what each
+tensor is (parameter, gradient, optimizer state, activation, temporary) at the step's peak. The categories are
+then laid out for the launch: FSDP / ZeRO-3 divide parameters, gradients and optimizer state by the GPUs and add
+the gathered full weights of two decoder layers (the one computing and the one prefetched); DDP and a single
+process keep everything. Frozen models beside the trained one (reference policy, teacher) count as bf16 weights.
+
+Limits, said in every report: CPU kernels stand in for the GPU's (attention through the SDPA op, which saves no
+``seq x seq`` matrix, as flash attention does not); the CUDA context, NCCL buffers, DDP's gradient buckets and
+allocator fragmentation are not in the tensors and are budgeted by ``overhead_gib`` (2 GiB by default).
+
+``python -m paperlab.dryrun <package> experiment=<exp>`` runs ``<package>.scale.dry_run_specs(cfg)`` and writes
+``results/<package>/paper-dry/<exp>.{json,md}``; it exits 1 when a step does not fit its GPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from paperlab.config import ConfigError, require
+from paperlab.scale import ScaleConfig, suggest_launch
+
+log = logging.getLogger(__name__)
+
+GIB = 2**30
+CATEGORIES = ("parameters", "gradients", "optimizer", "activations", "frozen", "gathered", "other")
+_MT = {
+    "Parameter": "parameters",
+    "Buffer": "other",
+    "Gradient": "gradients",
+    "Activation": "activations",
+    "Temp": "activations",
+    "Optstate": "optimizer",
+    "Other": "other",
+}
+
+
+@dataclass
+class ModelShape:
+    """A model's architecture, as the hub's ``config.json`` has it: ``model_type`` and the ``config`` fields
+    passed to ``AutoConfig.for_model``. ``source`` cites the model card / config the numbers come from."""
+
+    name: str
+    model_type: str
+    config: dict[str, Any]
+    source: str = ""
+    auto_class: str = "AutoModelForCausalLM"
+
+    def build_config(self) -> Any:
+        from transformers import AutoConfig
+
+        cfg = AutoConfig.for_model(self.model_type, **self.config)
+        cfg._attn_implementation = "sdpa"
+        return cfg
+
+
+def load_shape(path: str | Path) -> ModelShape:
+    """Read an architecture file (YAML with ``name``, ``model_type``, ``config``, ``source``); a missing file or
+    field names the file."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such architecture file")
+    data = yaml.safe_load(path.read_text())
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping with name, model_type, config")
+    missing = [k for k in ("name", "model_type", "config") if k not in data]
+    if missing:
+        raise ConfigError(f"{path}: missing field(s) {missing}")
+    try:
+        return ModelShape(**data)
+    except TypeError as err:
+        raise ConfigError(f"{path}: {err}") from err
+
+
+@dataclass
+class DryRunSpec:
+    """One training setting to estimate. ``batch_size`` is the per-GPU micro-batch of sequences of ``seq_len``
+    tokens (a preference pair counts as two sequences: give ``2 x`` pairs); ``grad_accum`` only enters the tokens
+    per step. Evaluation: ``eval_batch_size`` prompts of ``eval_prompt_len`` tokens generating
+    ``eval_new_tokens`` (a KV cache of the full length), or one forward of ``seq_len`` when that is 0."""
+
+    label: str
+    model: ModelShape
+    scale: ScaleConfig
+    batch_size: int
+    seq_len: int
+    grad_accum: int = 1
+    eval_batch_size: int = 0
+    eval_prompt_len: int = 0
+    eval_new_tokens: int = 0
+    frozen: list[ModelShape] = field(default_factory=list)
+    optimizer: str = "adamw"
+    overhead_gib: float = 2.0
+    loss: Callable[[Any, dict[str, torch.Tensor]], torch.Tensor] | None = None
+
+    def __post_init__(self) -> None:
+        require(self.batch_size > 0, f"{self.label}.batch_size", self.batch_size, "a positive micro-batch")
+        require(self.seq_len > 0, f"{self.label}.seq_len", self.seq_len, "a positive length")
+        require(
+            self.optimizer in ("adamw", "rmsprop", "sgd"),
+            f"{self.label}.optimizer",
+            self.optimizer,
+            "adamw, rmsprop or sgd",
+        )
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.batch_size * self.seq_len * self.grad_accum * self.scale.num_gpus
+
+
+@dataclass
+class DryRunReport:
+    label: str
+    model: str
+    source: str
+    launch: str
+    num_gpus: int
+    gpu: str
+    gpu_memory_gib: float
+    precision: str
+    n_params: int
+    trainable_params: int
+    tokens_per_step: int
+    train_gib: dict[str, float]
+    eval_gib: dict[str, float]
+    seconds: float
+
+    @property
+    def peak_gib(self) -> float:
+        return max(self.train_gib["total"], self.eval_gib.get("total", 0.0))
+
+    @property
+    def fits(self) -> bool:
+        return self.peak_gib <= self.gpu_memory_gib
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "peak_gib": self.peak_gib, "fits": self.fits}
+
+
+# ----------------------------------------------------------------------------------------------- tracking
+
+
+def _optimizer(name: str, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=1e-5, foreach=False)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=1e-5, foreach=False)
+    return torch.optim.SGD(params, lr=1e-5, foreach=False)
+
+
+def _tracker() -> Any:
+    """PyTorch's ``MemTracker``, taught that a frozen parameter (a LoRA base weight) takes no gradient hook."""
+    from torch.distributed._tools.mem_tracker import MemTracker
+
+    class _Tracker(MemTracker):
+        def _track_module_params_and_buffers(self, module: Any, install_grad_hooks: bool = True) -> Any:
+            hooks = install_grad_hooks and all(p.requires_grad for p in module.parameters())
+            return super()._track_module_params_and_buffers(module, install_grad_hooks=hooks)
+
+    return _Tracker()
+
+
+def _snapshot(tracker: Any) -> dict[str, float]:
+    out = dict.fromkeys(CATEGORIES, 0.0)
+    for per_device in tracker.get_tracker_snapshot("peak").values():
+        for kind, nbytes in per_device.items():
+            key = _MT.get(getattr(kind, "value", str(kind)))
+            if key is not None:
+                out[key] += nbytes / GIB
+    return out
+
+
+def _default_loss(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    out = model(**batch)
+    return out.loss if getattr(out, "loss", None) is not None else out.logits.float().mean()
+
+
+def _batch(model: Any, batch_size: int, seq_len: int, vocab: int, *, labels: bool) -> dict[str, torch.Tensor]:
+    ids = torch.randint(0, vocab, (batch_size, seq_len))
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    if labels and _is_causal(model):
+        batch["labels"] = ids
+    return batch
+
+
+def _is_causal(model: Any) -> bool:
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return type(base).__name__.endswith("ForCausalLM")
+
+
+def _build(shape: ModelShape, dtype: torch.dtype) -> Any:
+    import transformers
+
+    cls = getattr(transformers, shape.auto_class)
+    return cls.from_config(shape.build_config(), dtype=dtype)
+
+
+class _Step(torch.nn.Module):
+    """One call of ``fn(model, *args)`` as a module: MemTracker then sees the model under a parent, so a step that
+    calls the model twice (prefill + decode, chosen + rejected) is tracked as one iteration."""
+
+    def __init__(self, fn: Callable[..., Any], model: torch.nn.Module) -> None:
+        super().__init__()
+        self.fn, self.model = fn, model
+
+    def forward(self, *args: Any) -> Any:
+        return self.fn(self.model, *args)
+
+
+def _to_fake(model: torch.nn.Module, mode: Any) -> None:
+    """Replace the meta parameters and buffers of ``model`` by fake CPU tensors of ``mode``, in place (tied weights
+    stay tied). Built on meta, the model can be cast and wrapped (peft) freely; fake tensors cannot be cast."""
+    convert = mode.fake_tensor_converter
+    cpu = torch.device("cpu")
+    done: dict[int, torch.nn.Parameter] = {}
+    for module in model.modules():
+        for key, p in list(module._parameters.items()):
+            if p is not None:
+                if id(p) not in done:
+                    fake = convert.from_meta_and_device(mode, p, cpu)
+                    done[id(p)] = torch.nn.Parameter(fake, requires_grad=p.requires_grad)
+                module._parameters[key] = done[id(p)]
+        for key, b in list(module._buffers.items()):
+            if b is not None:
+                module._buffers[key] = convert.from_meta_and_device(mode, b, cpu)
+
+
+def _largest_layer_params(model: torch.nn.Module) -> int:
+    """Parameters of the biggest repeated block (a decoder layer): what FSDP / ZeRO-3 gather at once."""
+    sizes = [
+        sum(p.numel() for p in m.parameters())
+        for m in model.modules()
+        if isinstance(m, torch.nn.ModuleList)
+        for m in m
+    ]
+    return max(sizes) if sizes else 0
+
+
+def dry_run(spec: DryRunSpec) -> DryRunReport:
+    """Build ``spec.model`` on fake tensors, run one training step (forward, backward, optimizer) and one
+    evaluation step, and lay the tracked peak out per GPU for ``spec.scale`` (see the module docstring)."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from paperlab.scale import prepare_for_training
+
+    start = time.perf_counter()
+    scale = spec.scale
+    train_dtype = torch.bfloat16 if scale.uses_lora else torch.float32
+    autocast = scale.precision != "fp32"
+    vocab = int(spec.model.config.get("vocab_size", 32000))
+    with torch.device("meta"):
+        model = _build(spec.model, train_dtype)
+        n_params = sum(p.numel() for p in model.parameters())
+        layer_params = _largest_layer_params(model)
+        single = dataclasses.replace(scale, launch="single", num_gpus=1)
+        model = prepare_for_training(model, single, move=False).train()
+    mode = FakeTensorMode(allow_non_fake_inputs=True)
+    _to_fake(model, mode)
+    with mode, torch.device("cpu"):
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        n_trainable = sum(p.numel() for p in trainable)
+        opt = _optimizer(spec.optimizer, trainable)
+        loss_of = spec.loss or _default_loss
+
+        tracker = _tracker()
+        tracker.track_external(model, opt)
+        with tracker:
+            batch = _batch(model, spec.batch_size, spec.seq_len, vocab, labels=True)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+                loss = _Step(loss_of, model)(batch)
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        train = _snapshot(tracker)
+        del opt, loss, batch
+
+        eval_gib: dict[str, float] = {}
+        if spec.eval_batch_size:
+            model.eval()
+            tracker = _tracker()
+            tracker.track_external(model)
+            with tracker, torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+                _Step(_eval_step, model)(spec, vocab)
+            eval_gib = _snapshot(tracker)
+            eval_gib["gradients"] = eval_gib["optimizer"] = 0.0
+
+    frozen_gib = 0.0
+    for shape in spec.frozen:
+        with torch.device("meta"):
+            frozen_gib += sum(p.numel() for p in _build(shape, torch.bfloat16).parameters()) * 2 / GIB
+    train = _layout(train, scale, layer_params, train_dtype, frozen_gib, spec.overhead_gib)
+    if eval_gib:
+        eval_gib = _layout(eval_gib, scale, layer_params, train_dtype, frozen_gib, spec.overhead_gib)
+    report = DryRunReport(
+        label=spec.label,
+        model=spec.model.name,
+        source=spec.model.source,
+        launch=scale.launch,
+        num_gpus=scale.num_gpus,
+        gpu=scale.gpu,
+        gpu_memory_gib=scale.gpu_memory_gib,
+        precision=scale.precision,
+        n_params=n_params,
+        trainable_params=n_trainable,
+        tokens_per_step=spec.tokens_per_step,
+        train_gib=train,
+        eval_gib=eval_gib,
+        seconds=round(time.perf_counter() - start, 1),
+    )
+    log.info("dry run %s: peak %.1f GiB per GPU (%s)", spec.label, report.peak_gib, scale.gpu)
+    return report
+
+
+def _eval_step(model: Any, spec: DryRunSpec, vocab: int) -> None:
+    if not _is_causal(model) or not spec.eval_new_tokens:
+        length = spec.eval_prompt_len or spec.seq_len
+        model(**_batch(model, spec.eval_batch_size, length, vocab, labels=False))
+        return
+    # Generation's peak: the prompt (plus all but one new token) prefilled into the KV cache, then one decode step
+    # attending to the full length.
+    prefill = spec.eval_prompt_len + spec.eval_new_tokens - 1
+    batch = _batch(model, spec.eval_batch_size, prefill, vocab, labels=False)
+    out = model(**batch, use_cache=True, logits_to_keep=1)  # as generate() prefills
+    nxt = torch.randint(0, vocab, (spec.eval_batch_size, 1))
+    mask = torch.ones(spec.eval_batch_size, prefill + 1, dtype=torch.long)
+    model(input_ids=nxt, attention_mask=mask, past_key_values=out.past_key_values, use_cache=True, logits_to_keep=1)
+
+
+def _layout(
+    tracked: dict[str, float],
+    scale: ScaleConfig,
+    layer_params: int,
+    dtype: torch.dtype,
+    frozen_gib: float,
+    overhead_gib: float,
+) -> dict[str, float]:
+    out = dict(tracked)
+    if scale.sharded:
+        for key in ("parameters", "gradients", "optimizer"):
+            out[key] /= scale.num_gpus
+        # two layers gathered in the compute dtype (bf16 under autocast / bf16 base)
+        bytes_per = 2 if (scale.precision != "fp32") else torch.finfo(dtype).bits // 8
+        out["gathered"] = 2 * layer_params * bytes_per / GIB
+    out["frozen"] = frozen_gib / (scale.num_gpus if scale.sharded else 1)
+    out["other"] += overhead_gib
+    out["total"] = sum(out[k] for k in CATEGORIES)
+    return {k: round(v, 3) for k, v in out.items()}
+
+
+# ----------------------------------------------------------------------------------------------- reports
+
+
+def report_markdown(reports: Sequence[DryRunReport], title: str) -> str:
+    """A Markdown table: one row per step, estimated GiB per GPU by category, and whether it fits."""
+    lines = [
+        f"# {title}",
+        "",
+        "Estimated peak GiB per GPU (FakeTensorMode + MemTracker; paperlab.dryrun). Training step: forward, "
+        "backward, optimizer; evaluation: one generation step with the full KV cache.",
+        "",
+        "| step | model | launch | GPUs | precision | params | trainable | tokens/step | weights | grads | "
+        "optimizer | activations | frozen | gathered | other | train total | eval total | GPU | fits |",
+        "| --- | --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+        "| ---: | ---: | --- | --- |",
+    ]
+    for r in reports:
+        t = r.train_gib
+        lines.append(
+            f"| {r.label} | {r.model} | {r.launch} | {r.num_gpus} | {r.precision} | {r.n_params / 1e9:.2f}B | "
+            f"{r.trainable_params / 1e6:.1f}M | {r.tokens_per_step:,} | {t['parameters']:.1f} | "
+            f"{t['gradients']:.1f} | {t['optimizer']:.1f} | {t['activations']:.1f} | {t['frozen']:.1f} | "
+            f"{t['gathered']:.1f} | {t['other']:.1f} | {t['total']:.1f} | {r.eval_gib.get('total', 0.0):.1f} | "
+            f"{r.gpu} ({r.gpu_memory_gib:g}) | {'yes' if r.fits else '**no**'} |"
+        )
+    lines += [
+        "",
+        "Not in the tensors (budgeted as 'other', 2 GiB): CUDA context, NCCL and DDP bucket buffers, allocator "
+        "fragmentation. FSDP/ZeRO-3 divide weights, gradients and optimizer state by the GPUs and gather two "
+        "layers at a time. Architecture sources: "
+        + "; ".join(sorted({f"{r.model}: {r.source}" for r in reports if r.source})),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def check_fits(report: DryRunReport) -> None:
+    """Raise :class:`ConfigError` with the estimate and a launch that would fit when ``report`` does not fit."""
+    if report.fits:
+        return
+    t = report.train_gib
+    raise ConfigError(
+        f"{report.label}: {report.model} ({report.precision}, launch={report.launch}, {report.num_gpus} GPU(s)) "
+        f"needs an estimated {report.peak_gib:.1f} GiB per GPU (weights {t['parameters']:.1f}, gradients "
+        f"{t['gradients']:.1f}, optimizer {t['optimizer']:.1f}, activations {t['activations']:.1f}), more than "
+        f"{report.gpu} ({report.gpu_memory_gib:g} GiB); "
+        + suggest_launch(
+            report.n_params,
+            ScaleConfig(
+                launch=report.launch,
+                num_gpus=report.num_gpus,
+                gpu=report.gpu,
+                gpu_memory_gib=report.gpu_memory_gib,
+                precision=report.precision,
+            ),
+        )
+    )
+
+
+def write_reports(reports: Sequence[DryRunReport], out_dir: str | Path, name: str, title: str) -> Path:
+    """``<out_dir>/<name>.json`` and ``<name>.md`` (atomic). Returns the Markdown path."""
+    from paperlab.io import atomic_write_json, atomic_write_text
+
+    out = Path(out_dir)
+    atomic_write_json(out / f"{name}.json", [r.to_dict() for r in reports])
+    return atomic_write_text(out / f"{name}.md", report_markdown(reports, title))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m paperlab.dryrun <package> [hydra overrides]``: the package's ``scale.dry_run_specs(cfg)``."""
+    import importlib
+    import os
+
+    from paperlab.config import compose, setup_logging
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv:
+        print("usage: python -m paperlab.dryrun <package> [experiment=<exp> ...]", file=sys.stderr)
+        return 2
+    setup_logging()
+    package, overrides = argv[0], argv[1:]
+    try:
+        specs_of = importlib.import_module(f"{package}.scale").dry_run_specs
+    except (ImportError, AttributeError) as err:
+        print(f"paperlab.dryrun: {package}.scale.dry_run_specs not found ({err})", file=sys.stderr)
+        return 2
+    experiment = next((o.split("=", 1)[1] for o in overrides if o.startswith("experiment=")), "paper")
+    try:
+        specs = specs_of(compose(package, overrides))
+    except ConfigError as err:
+        print(f"{package}: config error: {err}", file=sys.stderr)
+        return 2
+    reports = [dry_run(s) for s in specs]
+    root = Path(os.environ.get("PAPERLAB_RESULTS", "results"))
+    md = write_reports(reports, root / package / "paper-dry", experiment, f"{package} {experiment}: dry run")
+    print(md.read_text())
+    failed = [r for r in reports if not r.fits]
+    for r in failed:
+        try:
+            check_fits(r)
+        except ConfigError as err:
+            print(f"does not fit: {err}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
