@@ -41,7 +41,7 @@ EXPERIMENTS :=
 PAPER_DRY :=
 -include $(wildcard packages/*/package.mk)
 
-.PHONY: help setup test test-shared test-cross $(addprefix test-,$(PACKAGES)) demo bench lint format clean paper-dry
+.PHONY: help setup test test-shared test-cross $(addprefix test-,$(PACKAGES)) demo bench lint format clean paper-dry gpu-smoke
 
 help: ## list every target
 	@echo "paperlab targets:"
@@ -103,6 +103,9 @@ bench: setup ## speed/memory benchmarks of every package -> results/bench/<name>
 paper-dry: setup ## every package's paper dry run: estimated peak GiB per GPU -> results/<name>/paper-dry/*.md
 	@fail=0; for t in $(PAPER_DRY); do echo "== make $$t"; $(MAKE) --no-print-directory $$t || fail=1; done; \
 	if [ -z "$(PAPER_DRY)" ]; then echo "no package has a -paper-dry target yet"; fi; exit $$fail
+
+gpu-smoke: setup ## paper architectures, random weights, a few training steps on one GPU (tiny shapes on CPU)
+	$(PY) -m paperlab.smoke $(SMOKE_ARGS)
 
 lint: setup ## ruff check + format check
 	$(VENV)/bin/ruff check .

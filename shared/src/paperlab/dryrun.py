@@ -20,7 +20,6 @@ allocator fragmentation are not in the tensors and are budgeted by ``overhead_gi
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import sys
 import time
@@ -256,6 +255,7 @@ def dry_run(spec: DryRunSpec) -> DryRunReport:
     """Build ``spec.model`` on fake tensors, run one training step (forward, backward, optimizer) and one
     evaluation step, and lay the tracked peak out per GPU for ``spec.scale`` (see the module docstring)."""
     from torch._subclasses.fake_tensor import FakeTensorMode
+
     from paperlab.scale import prepare_for_training
 
     start = time.perf_counter()
@@ -338,7 +338,13 @@ def _eval_step(model: Any, spec: DryRunSpec, vocab: int) -> None:
     out = model(**batch, use_cache=True, logits_to_keep=1)  # as generate() prefills
     nxt = torch.randint(0, vocab, (spec.eval_batch_size, 1))
     mask = torch.ones(spec.eval_batch_size, prefill + 1, dtype=torch.long)
-    model(input_ids=nxt, attention_mask=mask, past_key_values=out.past_key_values, use_cache=True, logits_to_keep=1)
+    model(
+        input_ids=nxt,
+        attention_mask=mask,
+        past_key_values=out.past_key_values,
+        use_cache=True,
+        logits_to_keep=1,
+    )
 
 
 def _layout(
@@ -359,7 +365,7 @@ def _layout(
     out["frozen"] = frozen_gib / (scale.num_gpus if scale.sharded else 1)
     out["other"] += overhead_gib
     out["total"] = sum(out[k] for k in CATEGORIES)
-    return {k: round(v, 3) for k, v in out.items()}
+    return {k: round(v, 6) for k, v in out.items()}
 
 
 # ----------------------------------------------------------------------------------------------- reports

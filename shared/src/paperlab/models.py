@@ -90,9 +90,9 @@ def load_causal_lm(
     otherwise split it over every GPU, and accelerate refuses to train such a model. Models to train load through
     :func:`paperlab.scale.load_for_training`.
     """
-    from paperlab.scale import rank_device, world_size
-
     from transformers import AutoModelForCausalLM
+
+    from paperlab.scale import rank_device, world_size
 
     distributed = world_size() > 1
     target = rank_device() if (distributed and device == "auto") else pick_device(device)
@@ -100,7 +100,9 @@ def load_causal_lm(
     options: dict[str, Any] = {"dtype": torch_dtype, "trust_remote_code": trust_remote_code, **kwargs}
     if attn_implementation is not None:
         options["attn_implementation"] = attn_implementation
-    multi_gpu = device == "auto" and not distributed and target.type == "cuda" and torch.cuda.device_count() > 1
+    multi_gpu = (
+        device == "auto" and not distributed and target.type == "cuda" and torch.cuda.device_count() > 1
+    )
     if multi_gpu:
         options.setdefault("device_map", "auto")
     model = AutoModelForCausalLM.from_pretrained(str(name_or_path), **options)

@@ -214,7 +214,9 @@ def assert_replicas_equal(model: torch.nn.Module) -> str:
     digests = gather_object([digest])
     differ = [r for r, d in enumerate(digests) if d != digests[0]]
     if differ:
-        raise RuntimeError(f"ranks {differ} hold other weights than rank 0 after training (digests {digests})")
+        raise RuntimeError(
+            f"ranks {differ} hold other weights than rank 0 after training (digests {digests})"
+        )
     return digest
 
 
@@ -269,7 +271,7 @@ def prepare_for_training(model: Any, scale: ScaleConfig, *, move: bool = True) -
     if place is not None and first.device != place:
         model = model.to(place)
     if scale.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
         if getattr(model.config, "use_cache", False):
             model.config.use_cache = False
     if scale.uses_lora:
@@ -332,16 +334,16 @@ def launch_config(launch: str) -> Path:
 
 
 def trainer_kwargs(scale: ScaleConfig) -> dict[str, Any]:
-    """``TrainingArguments`` fields for ``scale``: bf16 autocast for the bf16 precisions on CUDA, gradient
-    checkpointing, ``ddp_timeout``, the DeepSpeed ZeRO-3 file or the FSDP full-shard options."""
+    """``TrainingArguments`` fields for ``scale``: bf16 autocast for the bf16 precisions on CUDA, activation
+    (gradient) checkpointing, ``ddp_timeout``, the DeepSpeed ZeRO-3 file or the FSDP full-shard options."""
     on_cuda = rank_device().type == "cuda"
     out: dict[str, Any] = {
         "bf16": scale.precision != "fp32" and on_cuda,
-        "gradient_checkpointing": scale.gradient_checkpointing,
+        "activation_checkpointing": scale.gradient_checkpointing,
         "ddp_timeout": scale.timeout_s,
     }
     if scale.gradient_checkpointing:
-        out["gradient_checkpointing_kwargs"] = {"use_reentrant": False}
+        out["activation_checkpointing_kwargs"] = {"use_reentrant": False}
     if scale.launch == "zero3":
         out["deepspeed"] = str(LAUNCH_DIR / "zero3.json")
     elif scale.launch == "fsdp":
@@ -353,7 +355,7 @@ def trainer_kwargs(scale: ScaleConfig) -> dict[str, Any]:
             "cpu_ram_efficient_loading": True,
         }
         if scale.gradient_checkpointing:
-            out["gradient_checkpointing"] = False  # FSDP checkpoints activations itself
+            out["activation_checkpointing"] = False  # FSDP checkpoints activations itself
     if scale.launch in ("ddp", "single") and scale.uses_lora:
         out["ddp_find_unused_parameters"] = False
     return out

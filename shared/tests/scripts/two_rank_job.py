@@ -10,7 +10,7 @@ from paperlab.io import atomic_write_json
 from paperlab.scale import assert_replicas_equal, distributed_state, is_main_process, map_sharded, world_size
 
 
-def main(out_dir: str, timeout_s: int) -> None:
+def main(out_dir: str, timeout_s: int, diverge: bool) -> None:
     from accelerate import Accelerator
 
     state = distributed_state(timeout_s)
@@ -28,15 +28,23 @@ def main(out_dir: str, timeout_s: int) -> None:
         accelerator.backward(loss)
         opt.step()
         opt.zero_grad()
+    if diverge and state.process_index == 1:  # a replica that went its own way
+        with torch.no_grad():
+            accelerator.unwrap_model(model).bias.add_(1.0)
     digest = assert_replicas_equal(accelerator.unwrap_model(model))
     pg = torch.distributed.distributed_c10d._get_default_group()
     timeout = pg._get_backend(torch.device("cpu")).options._timeout
     if is_main_process():
-        atomic_write_json(Path(out_dir) / "result.json", {
-            "world_size": world_size(), "squares": squares, "digest": digest,
-            "timeout_s": timeout.total_seconds(),
-        })
+        atomic_write_json(
+            Path(out_dir) / "result.json",
+            {
+                "world_size": world_size(),
+                "squares": squares,
+                "digest": digest,
+                "timeout_s": timeout.total_seconds(),
+            },
+        )
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]))
+    main(sys.argv[1], int(sys.argv[2]), "diverge" in sys.argv[3:])

@@ -1,0 +1,128 @@
+"""Dry runs (paperlab.dryrun): fake-tensor training and evaluation steps, laid out per GPU for the launch."""
+
+import pytest
+
+from paperlab.config import ConfigError
+from paperlab.dryrun import (
+    GIB,
+    DryRunSpec,
+    ModelShape,
+    check_fits,
+    dry_run,
+    load_shape,
+    main,
+    report_markdown,
+)
+from paperlab.scale import ScaleConfig
+
+SMALL = ModelShape(
+    name="small-llama",
+    model_type="llama",
+    config={
+        "vocab_size": 1000,
+        "hidden_size": 256,
+        "intermediate_size": 688,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 4,
+        "max_position_embeddings": 512,
+    },
+    source="made up for the test",
+)
+# embeddings + head 2 * 1000 * 256; per layer 4 * 256^2 (attention) + 3 * 256 * 688 (MLP) + 2 * 256 (norms); final norm
+LAYER = 4 * 256 * 256 + 3 * 256 * 688 + 2 * 256
+N_PARAMS = 2 * 1000 * 256 + 2 * LAYER + 256
+
+
+def spec(scale: ScaleConfig, **kw) -> DryRunSpec:
+    args = {
+        "batch_size": 2,
+        "seq_len": 64,
+        "eval_batch_size": 2,
+        "eval_prompt_len": 32,
+        "eval_new_tokens": 16,
+    }
+    return DryRunSpec("train", SMALL, scale, **{**args, **kw})
+
+
+def test_single_fp32_step_counts_weights_gradients_and_adam_state():
+    r = dry_run(spec(ScaleConfig(), overhead_gib=0.0))
+    assert r.n_params == N_PARAMS and r.trainable_params == N_PARAMS
+    t = r.train_gib
+    assert t["parameters"] == pytest.approx(4 * N_PARAMS / GIB, rel=0.01)
+    assert t["gradients"] == pytest.approx(4 * N_PARAMS / GIB, rel=0.01)
+    # two fp32 moments, plus the step's temporaries (a few tensors of one parameter at a time: at most the 1 MB head)
+    assert 8 * N_PARAMS / GIB <= t["optimizer"] <= 8 * N_PARAMS / GIB + 3 * 4 * 1000 * 256 / GIB
+    assert t["gathered"] == 0 and t["other"] == pytest.approx(0, abs=1e-3)
+    assert t["total"] == pytest.approx(sum(t[k] for k in t if k != "total"), abs=2e-3)
+    assert r.tokens_per_step == 2 * 64
+    assert 0 < r.eval_gib["total"] < t["total"]  # no gradients, no optimizer state at evaluation
+    assert r.fits
+
+
+def test_zero3_divides_sharded_state_and_gathers_two_layers():
+    single = dry_run(spec(ScaleConfig(precision="bf16-mixed"), overhead_gib=0.0))
+    z3 = dry_run(
+        spec(ScaleConfig(launch="zero3", num_gpus=4, precision="bf16-mixed"), grad_accum=8, overhead_gib=0.0)
+    )
+    for key in ("parameters", "gradients", "optimizer"):
+        assert z3.train_gib[key] == pytest.approx(single.train_gib[key] / 4, abs=2e-3)
+    assert z3.train_gib["gathered"] == pytest.approx(2 * LAYER * 2 / GIB, abs=1e-3)
+    assert z3.tokens_per_step == 2 * 64 * 8 * 4
+
+
+def test_lora_trains_only_the_adapter():
+    lora = ScaleConfig(precision="bf16-lora", lora={"r": 8, "target_modules": ["q_proj", "v_proj"]})
+    r = dry_run(spec(lora, overhead_gib=0.0))
+    adapter = 2 * 2 * (8 * 256 + 256 * 8)  # layers x (q, v) x (A + B)
+    assert r.trainable_params == adapter
+    assert r.train_gib["parameters"] == pytest.approx((2 * N_PARAMS + 4 * adapter) / GIB, rel=0.01)
+    # the peak comes at the end of the forward (activations), before the adapter's few gradients exist
+    assert r.train_gib["gradients"] <= 4 * adapter / GIB * 1.01
+    assert r.train_gib["activations"] > r.train_gib["gradients"]
+
+
+def test_a_step_that_does_not_fit_is_refused_with_a_launch_that_would():
+    r = dry_run(
+        spec(ScaleConfig(launch="ddp", num_gpus=8, gpu="tiny", gpu_memory_gib=0.01), overhead_gib=0.0)
+    )
+    assert not r.fits
+    with pytest.raises(ConfigError, match=r"needs an estimated .* GiB per GPU .* more than tiny"):
+        check_fits(r)
+    assert "**no**" in report_markdown([r], "t")
+
+
+def test_architecture_files_fail_naming_the_file_and_field(tmp_path):
+    bad = tmp_path / "m.yaml"
+    bad.write_text("name: x\nmodel_type: llama\n")
+    with pytest.raises(ConfigError, match=r"m\.yaml: missing field\(s\) \['config'\]"):
+        load_shape(bad)
+    with pytest.raises(ConfigError, match="no such architecture file"):
+        load_shape(tmp_path / "absent.yaml")
+    assert main(["no_such_package"]) == 2
+
+
+@pytest.mark.slow
+def test_7b_full_fine_tune_under_ddp_is_refused_and_zero3_fits():
+    """The acceptance case: Llama-2-7b, fp32 master weights + AdamW under plain DDP on 8 x 80 GB does not fit (about
+    16 bytes per parameter = 100 GiB before activations); the refusal names ZeRO-3, whose estimate fits."""
+    llama7b = ModelShape(
+        name="meta-llama/Llama-2-7b-hf",
+        model_type="llama",
+        config={
+            "vocab_size": 32000,
+            "hidden_size": 4096,
+            "intermediate_size": 11008,
+            "num_hidden_layers": 32,
+            "num_attention_heads": 32,
+            "num_key_value_heads": 32,
+            "max_position_embeddings": 4096,
+        },
+    )
+    ddp = ScaleConfig(launch="ddp", num_gpus=8, precision="bf16-mixed")
+    r = dry_run(DryRunSpec("sft", llama7b, ddp, batch_size=1, seq_len=512))
+    assert r.n_params == 6_738_415_616
+    assert r.train_gib["parameters"] == pytest.approx(4 * r.n_params / GIB, rel=0.01)
+    assert r.peak_gib > 100 and not r.fits
+    with pytest.raises(ConfigError, match=r"launch=zero3 with 8 GPU\(s\).*would fit"):
+        check_fits(r)
