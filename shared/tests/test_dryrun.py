@@ -71,6 +71,46 @@ def test_zero3_divides_sharded_state_and_gathers_two_layers():
     assert z3.tokens_per_step == 2 * 64 * 8 * 4
 
 
+def test_sharded_peak_keeps_the_activations_of_the_forward():
+    """Under ZeRO-3 the per-GPU peak is the end of the forward (activations on top of the sharded state), not the
+    optimizer step that peaks on one device; and Adam's moments exist during it, as from a real run's second step."""
+    z3 = dry_run(
+        spec(ScaleConfig(launch="zero3", num_gpus=8, precision="bf16-mixed"), seq_len=256, overhead_gib=0)
+    )
+    t = z3.train_gib
+    # at least the fp32 logits the loss reads: batch x seq x vocab x 4 bytes
+    assert t["activations"] >= 2 * 256 * 1000 * 4 / GIB
+    assert t["optimizer"] == pytest.approx(8 * N_PARAMS / GIB / 8, rel=0.05)
+    assert t["total"] > t["activations"] + t["optimizer"]
+
+
+def test_eager_attention_is_kept_for_models_without_sdpa():
+    eager = ModelShape(**{**SMALL.__dict__, "attn_implementation": "eager"})
+    assert eager.build_config()._attn_implementation == "eager"
+    assert SMALL.build_config()._attn_implementation == "sdpa"
+
+
+def test_an_inference_only_phase_holds_bf16_weights_and_the_kv_cache():
+    r = dry_run(spec(ScaleConfig(precision="bf16-mixed"), train=False, overhead_gib=0.0))
+    assert r.train_gib == {} and r.trainable_params == 0
+    e = r.eval_gib
+    assert e["parameters"] == pytest.approx(2 * N_PARAMS / GIB, rel=0.01)  # bf16, no fp32 master copy
+    assert e["gradients"] == e["optimizer"] == 0
+    # the KV cache of 2 x 47 tokens: layers x (k, v) x batch x tokens x hidden, bf16
+    assert e["activations"] >= 2 * 2 * 2 * 47 * 256 * 2 / GIB
+    assert r.peak_gib == e["total"]
+    assert r.tokens_per_step == 2 * (32 + 16)  # one generation call: prompts x (prompt + new tokens)
+    assert "| – |" in report_markdown([r], "t")
+    with pytest.raises(ConfigError, match="eval_batch_size"):
+        spec(ScaleConfig(), train=False, eval_batch_size=0)
+
+
+def test_frozen_models_are_sharded_or_replicated_as_asked():
+    z3 = ScaleConfig(launch="zero3", num_gpus=4, precision="bf16-mixed")
+    r = dry_run(spec(z3, frozen=[SMALL], replicated=[SMALL], overhead_gib=0.0, eval_batch_size=0))
+    assert r.train_gib["frozen"] == pytest.approx(2 * N_PARAMS / GIB * (1 / 4 + 1), rel=0.01)
+
+
 def test_lora_trains_only_the_adapter():
     lora = ScaleConfig(precision="bf16-lora", lora={"r": 8, "target_modules": ["q_proj", "v_proj"]})
     r = dry_run(spec(lora, overhead_gib=0.0))

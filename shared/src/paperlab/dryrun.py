@@ -7,7 +7,10 @@ allocated, every op only computes shapes. ``torch.distributed._tools.mem_tracker
 tensor is (parameter, gradient, optimizer state, activation, temporary) at the step's peak. The categories are
 then laid out for the launch: FSDP / ZeRO-3 divide parameters, gradients and optimizer state by the GPUs and add
 the gathered full weights of two decoder layers (the one computing and the one prefetched); DDP and a single
-process keep everything. Frozen models beside the trained one (reference policy, teacher) count as bf16 weights.
+process keep everything. Frozen models beside the trained one count as bf16 weights: ``frozen`` ones (a reference
+policy the trainer wraps) sharded like it, ``replicated`` ones (a judge) whole on every GPU. Optimizer state is
+created before the tracked step (as from a real run's second step), and the step's overall peak and the peaks of its
+forward and backward are each laid out for the launch: the largest is the estimate.
 
 Limits, said in every report: CPU kernels stand in for the GPU's (attention through the SDPA op, which saves no
 ``seq x seq`` matrix, as flash attention does not); the CUDA context, NCCL buffers, DDP's gradient buckets and
@@ -58,12 +61,14 @@ class ModelShape:
     config: dict[str, Any]
     source: str = ""
     auto_class: str = "AutoModelForCausalLM"
+    attn_implementation: str = "sdpa"
+    """``eager`` for the architectures without an SDPA path in transformers (DeBERTa, MPT)."""
 
     def build_config(self) -> Any:
         from transformers import AutoConfig
 
         cfg = AutoConfig.for_model(self.model_type, **self.config)
-        cfg._attn_implementation = "sdpa"
+        cfg._attn_implementation = self.attn_implementation
         return cfg
 
 
@@ -92,7 +97,9 @@ class DryRunSpec:
     """One training setting to estimate. ``batch_size`` is the per-GPU micro-batch of sequences of ``seq_len``
     tokens (a preference pair counts as two sequences: give ``2 x`` pairs); ``grad_accum`` only enters the tokens
     per step. Evaluation: ``eval_batch_size`` prompts of ``eval_prompt_len`` tokens generating
-    ``eval_new_tokens`` (a KV cache of the full length), or one forward of ``seq_len`` when that is 0."""
+    ``eval_new_tokens`` (a KV cache of the full length), or one forward of ``seq_len`` when that is 0.
+    ``train=False``: an inference-only phase (a frozen teacher answering): the model is built in the evaluation
+    precision (bf16 unless ``fp32``), no training step runs, and the report's training columns are empty."""
 
     label: str
     model: ModelShape
@@ -104,11 +111,17 @@ class DryRunSpec:
     eval_prompt_len: int = 0
     eval_new_tokens: int = 0
     frozen: list[ModelShape] = field(default_factory=list)
+    replicated: list[ModelShape] = field(default_factory=list)
+    """Frozen models loaded whole on every GPU whatever the launch (a judge through ``load_for_inference``);
+    ``frozen`` ones are sharded with the trained model under FSDP / ZeRO-3 (a reference policy the trainer wraps)."""
     optimizer: str = "adamw"
     overhead_gib: float = 2.0
     loss: Callable[[Any, dict[str, torch.Tensor]], torch.Tensor] | None = None
+    train: bool = True
 
     def __post_init__(self) -> None:
+        if not self.train:
+            require(self.eval_batch_size > 0, f"{self.label}.eval_batch_size", 0, "a batch when train=False")
         require(self.batch_size > 0, f"{self.label}.batch_size", self.batch_size, "a positive micro-batch")
         require(self.seq_len > 0, f"{self.label}.seq_len", self.seq_len, "a positive length")
         require(
@@ -120,6 +133,9 @@ class DryRunSpec:
 
     @property
     def tokens_per_step(self) -> int:
+        """Tokens of one optimizer step over all GPUs; an inference-only phase: of one generation call."""
+        if not self.train:
+            return self.eval_batch_size * (self.eval_prompt_len + self.eval_new_tokens) * self.scale.num_gpus
         return self.batch_size * self.seq_len * self.grad_accum * self.scale.num_gpus
 
 
@@ -142,7 +158,14 @@ class DryRunReport:
 
     @property
     def peak_gib(self) -> float:
-        return max(self.train_gib["total"], self.eval_gib.get("total", 0.0))
+        return max(self.train_gib.get("total", 0.0), self.eval_gib.get("total", 0.0))
+
+    @property
+    def peak_step(self) -> dict[str, float]:
+        """The categories of the larger of the two steps."""
+        if self.train_gib.get("total", 0.0) >= self.eval_gib.get("total", 0.0):
+            return self.train_gib
+        return self.eval_gib
 
     @property
     def fits(self) -> bool:
@@ -163,26 +186,71 @@ def _optimizer(name: str, params: list[torch.nn.Parameter]) -> torch.optim.Optim
     return torch.optim.SGD(params, lr=1e-5, foreach=False)
 
 
-def _tracker() -> Any:
-    """PyTorch's ``MemTracker``, taught that a frozen parameter (a LoRA base weight) takes no gradient hook."""
-    from torch.distributed._tools.mem_tracker import MemTracker
+def _tracker(watch: torch.nn.Module | None = None) -> Any:
+    """PyTorch's ``MemTracker``, taught that a frozen parameter (a LoRA base weight) takes no gradient hook, and
+    keeping per-module peaks for ``watch`` only: the stock tracker updates the peak of every module it has seen on
+    every allocation, quadratic in the layers (over 15 minutes for a 7B with LoRA on every projection)."""
+    from torch.distributed._tools.mem_tracker import _TOTAL_KEY, MemTracker
 
     class _Tracker(MemTracker):
         def _track_module_params_and_buffers(self, module: Any, install_grad_hooks: bool = True) -> Any:
             hooks = install_grad_hooks and all(p.requires_grad for p in module.parameters())
             return super()._track_module_params_and_buffers(module, install_grad_hooks=hooks)
 
+        def _update_peak_stats(self, peak_state: Any) -> None:
+            current = self._curr_mem_snap
+            stats = self.memory_tracking.get(watch) if watch is not None else None
+            if (
+                stats is not None
+                and stats.mod_fqn in self._mod_tracker.parents
+                and peak_state in stats.snapshots
+            ):
+                for dev, snap in current.items():
+                    if stats.local_peak.get(dev, 0) < snap[_TOTAL_KEY]:
+                        stats.local_peak[dev] = snap[_TOTAL_KEY]
+                        stats.snapshots[peak_state][-1][dev] = dict(snap)
+            for dev, snap in current.items():
+                if self._peak_mem.get(dev, 0) < snap[_TOTAL_KEY]:
+                    self._peak_mem[dev] = snap[_TOTAL_KEY]
+                    self._peak_mem_snap[dev] = dict(snap)
+
     return _Tracker()
 
 
 def _snapshot(tracker: Any) -> dict[str, float]:
+    return _categories(tracker.get_tracker_snapshot("peak"))
+
+
+def _categories(snapshot: dict[Any, dict[Any, int]]) -> dict[str, float]:
     out = dict.fromkeys(CATEGORIES, 0.0)
-    for per_device in tracker.get_tracker_snapshot("peak").values():
+    for per_device in snapshot.values():
         for kind, nbytes in per_device.items():
             key = _MT.get(getattr(kind, "value", str(kind)))
             if key is not None:
                 out[key] += nbytes / GIB
     return out
+
+
+def _init_optimizer_state(opt: torch.optim.Optimizer, params: list[torch.nn.Parameter]) -> None:
+    """One untracked step on zero gradients: the optimizer state exists before the tracked step, as it does from
+    the second step of a real run on (Adam creates its moments lazily on the first ``step``)."""
+    for p in params:
+        p.grad = torch.zeros_like(p)
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+
+
+def _train_moments(tracker: Any, step: torch.nn.Module) -> list[dict[str, float]]:
+    """The categories at the step's overall peak and at the peaks of its forward and its backward."""
+    from torch.distributed._tools.mem_tracker import _ModState
+
+    moments = [_snapshot(tracker)]
+    stats = tracker.memory_tracking.get(step)
+    if stats is not None:
+        for state in (_ModState.PEAK_FW, _ModState.PEAK_BW):
+            for snap in stats.snapshots.get(state, [])[-1:]:
+                moments.append(_categories(snap))
+    return moments
 
 
 def _default_loss(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -240,6 +308,11 @@ def _to_fake(model: torch.nn.Module, mode: Any) -> None:
                 module._buffers[key] = convert.from_meta_and_device(mode, b, cpu)
 
 
+def _bf16_gib(shape: ModelShape) -> float:
+    with torch.device("meta"):
+        return sum(p.numel() for p in _build(shape, torch.bfloat16).parameters()) * 2 / GIB
+
+
 def _largest_layer_params(model: torch.nn.Module) -> int:
     """Parameters of the biggest repeated block (a decoder layer): what FSDP / ZeRO-3 gather at once."""
     sizes = [
@@ -261,6 +334,8 @@ def dry_run(spec: DryRunSpec) -> DryRunReport:
     start = time.perf_counter()
     scale = spec.scale
     train_dtype = torch.bfloat16 if scale.uses_lora else torch.float32
+    if not spec.train:
+        train_dtype = torch.float32 if scale.precision == "fp32" else torch.bfloat16
     autocast = scale.precision != "fp32"
     vocab = int(spec.model.config.get("vocab_size", 32000))
     with torch.device("meta"):
@@ -268,26 +343,16 @@ def dry_run(spec: DryRunSpec) -> DryRunReport:
         n_params = sum(p.numel() for p in model.parameters())
         layer_params = _largest_layer_params(model)
         single = dataclasses.replace(scale, launch="single", num_gpus=1)
-        model = prepare_for_training(model, single, move=False).train()
+        if spec.train:
+            model = prepare_for_training(model, single, move=False).train()
+        else:
+            model.requires_grad_(False)
     mode = FakeTensorMode(allow_non_fake_inputs=True)
     _to_fake(model, mode)
     with mode, torch.device("cpu"):
         trainable = [p for p in model.parameters() if p.requires_grad]
         n_trainable = sum(p.numel() for p in trainable)
-        opt = _optimizer(spec.optimizer, trainable)
-        loss_of = spec.loss or _default_loss
-
-        tracker = _tracker()
-        tracker.track_external(model, opt)
-        with tracker:
-            batch = _batch(model, spec.batch_size, spec.seq_len, vocab, labels=True)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-                loss = _Step(loss_of, model)(batch)
-            loss.backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-        train = _snapshot(tracker)
-        del opt, loss, batch
+        moments = _train_step(model, spec, trainable, vocab, autocast) if spec.train else []
 
         eval_gib: dict[str, float] = {}
         if spec.eval_batch_size:
@@ -299,11 +364,12 @@ def dry_run(spec: DryRunSpec) -> DryRunReport:
             eval_gib = _snapshot(tracker)
             eval_gib["gradients"] = eval_gib["optimizer"] = 0.0
 
-    frozen_gib = 0.0
-    for shape in spec.frozen:
-        with torch.device("meta"):
-            frozen_gib += sum(p.numel() for p in _build(shape, torch.bfloat16).parameters()) * 2 / GIB
-    train = _layout(train, scale, layer_params, train_dtype, frozen_gib, spec.overhead_gib)
+    frozen_gib = sum(map(_bf16_gib, spec.frozen)) / (scale.num_gpus if scale.sharded else 1)
+    frozen_gib += sum(map(_bf16_gib, spec.replicated))
+    # The step's peak after the layout: under ZeRO-3 / FSDP the end of the forward (activations) usually beats the
+    # optimizer step that peaks on one device, so each moment is laid out and the largest kept.
+    laid = [_layout(m, scale, layer_params, train_dtype, frozen_gib, spec.overhead_gib) for m in moments]
+    train = max(laid, key=lambda step: step["total"]) if laid else {}
     if eval_gib:
         eval_gib = _layout(eval_gib, scale, layer_params, train_dtype, frozen_gib, spec.overhead_gib)
     report = DryRunReport(
@@ -324,6 +390,25 @@ def dry_run(spec: DryRunSpec) -> DryRunReport:
     )
     log.info("dry run %s: peak %.1f GiB per GPU (%s)", spec.label, report.peak_gib, scale.gpu)
     return report
+
+
+def _train_step(
+    model: Any, spec: DryRunSpec, trainable: list[torch.nn.Parameter], vocab: int, autocast: bool
+) -> list[dict[str, float]]:
+    """One tracked forward, backward and optimizer step (optimizer state created beforehand)."""
+    opt = _optimizer(spec.optimizer, trainable)
+    _init_optimizer_state(opt, trainable)
+    step = _Step(spec.loss or _default_loss, model)
+    tracker = _tracker(step)
+    tracker.track_external(model, opt)
+    with tracker:
+        batch = _batch(model, spec.batch_size, spec.seq_len, vocab, labels=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            loss = step(batch)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    return _train_moments(tracker, step)
 
 
 def _eval_step(model: Any, spec: DryRunSpec, vocab: int) -> None:
@@ -362,7 +447,7 @@ def _layout(
         # two layers gathered in the compute dtype (bf16 under autocast / bf16 base)
         bytes_per = 2 if (scale.precision != "fp32") else torch.finfo(dtype).bits // 8
         out["gathered"] = 2 * layer_params * bytes_per / GIB
-    out["frozen"] = frozen_gib / (scale.num_gpus if scale.sharded else 1)
+    out["frozen"] = frozen_gib
     out["other"] += overhead_gib
     out["total"] = sum(out[k] for k in CATEGORIES)
     return {k: round(v, 6) for k, v in out.items()}
@@ -385,19 +470,21 @@ def report_markdown(reports: Sequence[DryRunReport], title: str) -> str:
         "| ---: | ---: | --- | --- |",
     ]
     for r in reports:
-        t = r.train_gib
+        t = r.train_gib or r.eval_gib  # an inference-only phase: its evaluation step's categories
+        train_total = f"{r.train_gib['total']:.1f}" if r.train_gib else "–"
         lines.append(
             f"| {r.label} | {r.model} | {r.launch} | {r.num_gpus} | {r.precision} | {r.n_params / 1e9:.2f}B | "
             f"{r.trainable_params / 1e6:.1f}M | {r.tokens_per_step:,} | {t['parameters']:.1f} | "
             f"{t['gradients']:.1f} | {t['optimizer']:.1f} | {t['activations']:.1f} | {t['frozen']:.1f} | "
-            f"{t['gathered']:.1f} | {t['other']:.1f} | {t['total']:.1f} | {r.eval_gib.get('total', 0.0):.1f} | "
+            f"{t['gathered']:.1f} | {t['other']:.1f} | {train_total} | {r.eval_gib.get('total', 0.0):.1f} | "
             f"{r.gpu} ({r.gpu_memory_gib:g}) | {'yes' if r.fits else '**no**'} |"
         )
     lines += [
         "",
         "Not in the tensors (budgeted as 'other', 2 GiB): CUDA context, NCCL and DDP bucket buffers, allocator "
         "fragmentation. FSDP/ZeRO-3 divide weights, gradients and optimizer state by the GPUs and gather two "
-        "layers at a time. Architecture sources: "
+        "layers at a time. A row without a training total is an inference-only phase (its columns are the "
+        "evaluation step's). Architecture sources: "
         + "; ".join(sorted({f"{r.model}: {r.source}" for r in reports if r.source})),
         "",
     ]
@@ -408,7 +495,7 @@ def check_fits(report: DryRunReport) -> None:
     """Raise :class:`ConfigError` with the estimate and a launch that would fit when ``report`` does not fit."""
     if report.fits:
         return
-    t = report.train_gib
+    t = report.peak_step
     raise ConfigError(
         f"{report.label}: {report.model} ({report.precision}, launch={report.launch}, {report.num_gpus} GPU(s)) "
         f"needs an estimated {report.peak_gib:.1f} GiB per GPU (weights {t['parameters']:.1f}, gradients "

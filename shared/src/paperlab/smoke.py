@@ -150,13 +150,14 @@ def paper_experiments(package: str) -> list[str]:
 def run(
     packages: Sequence[str], *, tiny: bool, steps: int = 3, estimate: bool = True, max_specs: int = 2
 ) -> list[dict[str, Any]]:
-    """Smoke every paper training step of ``packages`` (at most ``max_specs`` per experiment); see the module."""
+    """Smoke every paper training step of ``packages`` (at most ``max_specs`` per experiment; inference-only phases
+    are left out); see the module."""
     device = torch.device("cuda" if torch.cuda.is_available() and not tiny else "cpu")
     gpu_gib = torch.cuda.get_device_properties(device).total_memory / GIB if device.type == "cuda" else 16.0
     rows: list[dict[str, Any]] = []
     for package in packages:
         for experiment in paper_experiments(package):
-            for spec in package_specs(package, experiment)[:max_specs]:
+            for spec in [s for s in package_specs(package, experiment) if s.train][:max_specs]:
                 if tiny:
                     spec = dataclasses.replace(spec, model=shrink(spec.model), batch_size=2, seq_len=32)
                 single, layers = _single(spec, gpu_gib)
