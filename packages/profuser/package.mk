@@ -12,5 +12,10 @@ profuser-study: setup ## the tiny world with 5 seeds per method: the comparison 
 
 EXPERIMENTS += profuser-paper
 .PHONY: profuser-paper
-profuser-paper: setup ## vicuna-7b-v1.5 + Llama-2-7b-chat + mpt-7b-8k-chat -> vicuna-7b-v1.5 (GPUs + hub; accelerate launch)
-	$(PY) -m accelerate.commands.launch -m profuser experiment=paper
+profuser-paper: setup ## vicuna-7b-v1.5 + Llama-2-7b-chat + mpt-7b-8k-chat -> vicuna-7b-v1.5 (GPUs + hub; make profuser-paper LAUNCH=zero3 NPROC=8)
+	$(call paper_run,profuser,train.scale) experiment=paper
+
+PAPER_DRY += profuser-paper-dry
+.PHONY: profuser-paper-dry
+profuser-paper-dry: setup ## profuser paper config on fake tensors: estimated peak GiB per GPU of training and of each source's inference mode (CPU)
+	$(PY) -m paperlab.dryrun profuser experiment=paper

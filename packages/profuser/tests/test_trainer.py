@@ -11,9 +11,9 @@ from profuser.trainer import ProFuserConfig, ProFuserTrainer, to_item
 PAIRS = [("add 1 2 =", " 3"), ("add 2 2 =", " 4"), ("rev abc =", " cba"), ("copy fed =", " fed")] * 4
 
 
-def _items(tok, k=3):
+def _items(tok, k=3, pairs=PAIRS):
     items = []
-    for i, (p, r) in enumerate(PAIRS):
+    for i, (p, r) in enumerate(pairs):
         pi = tok(p, add_special_tokens=False)["input_ids"]
         ri = [*tok(r, add_special_tokens=False)["input_ids"], tok.eos_token_id]
         rng = np.random.default_rng(i)
@@ -68,3 +68,55 @@ def test_loss_falls_and_resume_equals_one_run(tmp_path):
     )
     for (name, a), b in zip(full.state_dict().items(), resumed.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+
+
+class _Grads(TrainerCallback):
+    """Keeps a copy of every gradient right before the (first) optimizer step."""
+
+    def __init__(self, model):
+        self.model, self.grads = model, None
+
+    def on_pre_optimizer_step(self, args, state, control, **kwargs):
+        if self.grads is None:
+            self.grads = {n: p.grad.detach().clone() for n, p in self.model.named_parameters()}
+
+
+def _first_step_grads(tmp, tok, items, batch, grad_accum):
+    model = tiny_causal_lm(tokenizer=tok, seed=0)
+    args = ProFuserConfig(
+        output_dir=str(tmp),
+        max_steps=1,
+        per_device_train_batch_size=batch,
+        gradient_accumulation_steps=grad_accum,
+        learning_rate=1e-3,
+        max_grad_norm=0.0,
+        use_cpu=True,
+        report_to=[],
+        disable_tqdm=True,
+        seed=0,
+        data_seed=0,
+        lam=0.9,
+        schedule_kind="training",
+        save_strategy="no",
+    )
+    grads = _Grads(model)
+    ProFuserTrainer(model, args, [], items, tok.pad_token_id, callbacks=[grads]).train()
+    return grads.grads
+
+
+def test_gradient_accumulation_equals_one_step_on_the_whole_batch(tmp_path):
+    """Two micro-batches of 2 accumulated give the gradient of one batch of 4 (responses of unequal length, so the
+    loss must be normalised by the tokens of the whole accumulated batch, as transformers' num_items_in_batch)."""
+    tok = train_tiny_tokenizer([p + r for p, r in PAIRS], vocab_size=280)
+    pairs = [
+        ("add 1 2 =", " 3"),
+        ("rev abc =", " cba cba"),
+        ("copy fed =", " fed fed fed"),
+        ("add 2 2 =", " 4"),
+    ]
+    items = _items(tok, pairs=pairs)
+    whole = _first_step_grads(tmp_path / "whole", tok, items, batch=4, grad_accum=1)
+    split = _first_step_grads(tmp_path / "split", tok, items, batch=2, grad_accum=2)
+    assert len({len(it["input_ids"]) - it["n_prompt"] for it in items}) > 1  # unequal token counts
+    for name, g in whole.items():
+        torch.testing.assert_close(split[name], g, rtol=1e-4, atol=1e-7, msg=name)

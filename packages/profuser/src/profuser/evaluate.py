@@ -1,9 +1,11 @@
 """What ``profuser-tiny`` / ``-study`` report: per-skill held-out accuracy, the two modes' choices of source, the
-results table beside the paper's claim and its plots; at paper scale the selection shares and ``lm_eval`` commands.
+results table beside the paper's claim and its plots; at paper scale the selection shares; at both, the lm-eval
+numbers of every trained model when ``eval.lm_eval_tasks`` is set.
 """
 
 from __future__ import annotations
 
+import json
 import statistics
 from dataclasses import asdict
 from pathlib import Path
@@ -13,6 +15,7 @@ import numpy as np
 
 from paperlab.io import JsonlCache, atomic_write_json
 from paperlab.report import plot_bars, plot_lines, write_results
+from paperlab.scale import map_sharded
 from profuser.generate import greedy_responses
 from profuser.world import score
 
@@ -20,11 +23,13 @@ from profuser.world import score
 def skill_accuracy(
     model, tokenizer, evaluation: dict, max_new_tokens: int, chat: bool = False
 ) -> dict[str, float]:
-    """Per skill, % of held-out prompts answered right (greedy), and their mean."""
+    """Per skill, % of held-out prompts answered right (greedy), and their mean. Under a launch the prompts are
+    split over the ranks (:func:`paperlab.scale.map_sharded`) and every rank gets the same numbers."""
     acc = {}
     for skill, examples in evaluation.items():
-        answers = greedy_responses(
-            model, tokenizer, [e.prompt for e in examples], max_new_tokens=max_new_tokens, chat=chat
+        answers = map_sharded(
+            lambda part: greedy_responses(model, tokenizer, part, max_new_tokens=max_new_tokens, chat=chat),
+            [e.prompt for e in examples],
         )
         acc[skill] = 100 * statistics.fmean(
             score(e.prompt, a) for e, a in zip(examples, answers, strict=True)
@@ -64,7 +69,7 @@ def selection_stats(cfg, world, train_choice, inf_choice, rewards) -> dict[str, 
     }
 
 
-def report(cfg, out: Path, world, rows_cache: JsonlCache, acc_rows, selection) -> dict[str, Any]:
+def report(cfg, out: Path, world, rows_cache: JsonlCache, acc_rows, selection, work=()) -> dict[str, Any]:
     skills = list(world.evaluation)
     cols = [*skills, "mean"]
     per_method: dict[str, dict[str, list[float]]] = {}
@@ -113,6 +118,8 @@ def report(cfg, out: Path, world, rows_cache: JsonlCache, acc_rows, selection) -
         "per_seed": list(rows_cache),
         "sources_and_gt": acc_rows,
         "selection": selection,
+        "work_per_rank": list(work),
+        "lm_eval": {rec["key"]: rec["lm_eval"] for rec in rows_cache if rec.get("lm_eval")},
     }
     notes = _notes(cfg, selection, summary)
     write_results(
@@ -160,8 +167,9 @@ def _notes(cfg, selection, summary) -> str:
     return "\n".join(lines)
 
 
-def paper_report(cfg, out: Path, modes) -> dict[str, Any]:
-    """Paper scale: selection statistics and the lm-eval command for every trained model."""
+def paper_report(cfg, out: Path, modes, rows_cache: JsonlCache) -> dict[str, Any]:
+    """Paper scale: selection statistics, every run's lm-eval numbers (``eval.lm_eval_tasks``) and where its model
+    is saved."""
     names = [s.name for s in cfg.sources]
     selection = {
         "training_mode_share": {
@@ -172,15 +180,15 @@ def paper_report(cfg, out: Path, modes) -> dict[str, Any]:
         },
         "modes_agree_pct": 100 * float((modes.training_choice == modes.inference_choice).mean()),
     }
-    tasks = ",".join(cfg.eval_tasks)
-    commands = [
-        f"lm_eval --model hf --model_args pretrained={out / 'runs' / f'{m}-seed{s}' / 'final'} --tasks {tasks} "
-        f"--batch_size auto --output_path {out / 'lm_eval' / f'{m}-seed{s}'}"
-        for m in cfg.methods
-        for s in cfg.seeds
-    ]
-    atomic_write_json(
-        out / "metrics.json", {"config": asdict(cfg), "selection": selection, "lm_eval": commands}
-    )
-    print("\n".join(commands), flush=True)
-    return {"selection": selection, "lm_eval": commands}
+    runs = {
+        rec["key"]: {
+            "model": str(out / "runs" / f"{rec['method']}-seed{rec['seed']}" / "final"),
+            "lm_eval": rec.get("lm_eval", {}),
+        }
+        for rec in rows_cache
+        if rec["method"] in cfg.methods and rec["seed"] in cfg.seeds
+    }
+    metrics = {"config": asdict(cfg), "selection": selection, "runs": runs, "work_per_rank": modes.work}
+    atomic_write_json(out / "metrics.json", metrics)
+    print(json.dumps({"selection": selection, "runs": runs}, indent=2), flush=True)
+    return metrics

@@ -22,6 +22,24 @@ def format_prompt(tokenizer, prompt: str, chat: bool) -> str:
     )
 
 
+def encode_prompt(tokenizer, prompt: str, chat: bool) -> list[int]:
+    """Token ids of :func:`format_prompt` with exactly one BOS at chat scale: the tokenizer's special tokens are
+    added unless the template's text already starts with BOS (Llama-2-chat's template writes ``<s>`` itself, and
+    Llama's tokenizer would add a second). The raw prompt (``chat=False``) gets no special tokens."""
+    text = format_prompt(tokenizer, prompt, chat)
+    bos = getattr(tokenizer, "bos_token", None)
+    add = chat and not (bos and text.startswith(bos))
+    return list(tokenizer(text, add_special_tokens=add)["input_ids"])
+
+
+def left_pad(rows: Sequence[Sequence[int]], pad_id: int) -> dict[str, torch.Tensor]:
+    """``input_ids`` and ``attention_mask`` of ``rows`` padded on the left (for generation)."""
+    width = max(len(r) for r in rows)
+    ids = torch.tensor([[pad_id] * (width - len(r)) + list(r) for r in rows])
+    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+    return {"input_ids": ids, "attention_mask": mask}
+
+
 @torch.no_grad()
 def greedy_responses(
     model,
@@ -42,8 +60,8 @@ def greedy_responses(
     try:
         starts = range(0, len(prompts), batch_size)
         for start in tqdm(starts, desc=desc, disable=not progress, leave=False):
-            texts = [format_prompt(tokenizer, p, chat) for p in prompts[start : start + batch_size]]
-            batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=chat)
+            rows = [encode_prompt(tokenizer, p, chat) for p in prompts[start : start + batch_size]]
+            batch = left_pad(rows, tokenizer.pad_token_id)
             batch = {k: v.to(model.device) for k, v in batch.items()}
             ids = model.generate(
                 **batch,

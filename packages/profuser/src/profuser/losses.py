@@ -25,6 +25,7 @@ class FusionLoss:
     clm: torch.Tensor
     fusion: torch.Tensor
     covered: torch.Tensor  # share of response tokens that had a source row
+    n_tokens: torch.Tensor  # response tokens scored (the means' denominator)
 
 
 def teacher_weights(
@@ -61,4 +62,4 @@ def fusion_loss(
     clm = (ce_tok * mask).sum() / n
     fusion = (fus_tok * mask).sum() / n
     covered = (has_row & mask).sum() / n
-    return FusionLoss(lam * clm + (1 - lam) * fusion, clm, fusion, covered)
+    return FusionLoss(lam * clm + (1 - lam) * fusion, clm, fusion, covered, n)

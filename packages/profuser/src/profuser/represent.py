@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,8 +32,10 @@ import torch
 from tqdm.auto import tqdm
 
 from paperlab.io import atomic_write_bytes, atomic_write_json, read_json
+from paperlab.scale import is_main_process, map_sharded, world_size
 from profuser.align import Tokenized, VocabMapping, align_tokens, one_to_one_sources, tokenize
-from profuser.generate import format_prompt
+from profuser.generate import encode_prompt
+from profuser.ranks import barrier, main_decides
 
 
 class RepresentationError(ValueError):
@@ -78,7 +81,7 @@ def _encode(side: ModelSide, sample: Sample) -> tuple[list[int], Tokenized]:
     """Prompt ids (with the model's own template) and the response tokenisation with spans relative to the
     response text; EOS is appended to the response with an empty span at its end."""
     tok = side.tokenizer
-    prompt_ids = tok(format_prompt(tok, sample.prompt, side.chat), add_special_tokens=side.chat)["input_ids"]
+    prompt_ids = encode_prompt(tok, sample.prompt, side.chat)
     resp = tokenize(tok, sample.response)
     end = len(sample.response)
     eos = tok.eos_token_id
@@ -229,18 +232,18 @@ class RepresentationStore:
         batch_size: int = 16,
         mapping: VocabMapping | None = None,
         progress: bool = True,
+        work: Counter | None = None,
     ) -> RepresentationStore:
-        """Build (or finish building) the store; shards already on disk for the same samples are kept."""
+        """Build (or finish building) the store; shards already on disk for the same samples are kept.
+
+        Under a launch of several processes every rank calls it: each shard's samples are split over the ranks
+        (:func:`paperlab.scale.map_sharded`) and the main process writes the shard and the manifest; what is on disk
+        is read by the main process and broadcast, and the call returns once the store is complete for all ranks.
+        ``work`` (a ``Counter``) counts this rank's represented samples."""
         uids = [s.uid for s in samples]
         if len(set(uids)) != len(uids):
             raise RepresentationError(f"{self.folder}: sample uids are not unique")
         key = self.key(source.name, target.name, samples, k, shard_size)
-        if self.is_complete(key):
-            return self
-        self.folder.mkdir(parents=True, exist_ok=True)
-        if self.manifest_path.exists() and self.manifest().get("key") != key:
-            for old in self.folder.glob("shard-*.npz"):
-                old.unlink()
         n_shards = (len(samples) + shard_size - 1) // shard_size
         info = {
             "key": key,
@@ -251,28 +254,51 @@ class RepresentationStore:
             "shards": [f"shard-{i:05d}.npz" for i in range(n_shards)],
             "complete": False,
         }
-        atomic_write_json(self.manifest_path, info)
-        todo = [i for i in range(n_shards) if not (self.folder / info["shards"][i]).exists()]
+        todo = main_decides(self._start(info) if is_main_process() else None)
+        if todo is None:  # complete already
+            return self
         if todo:
             mapping = mapping or VocabMapping.between(
                 source.tokenizer, target.tokenizer, source_name=source.name
             )
+        main = is_main_process()
         bar = tqdm(
             total=sum(min(shard_size, len(samples) - i * shard_size) for i in todo),
             desc=f"represent {source.name}",
-            disable=not progress,
+            disable=not (progress and main),
             leave=False,
         )
+
+        def represent(part: list[Sample]) -> list[SampleRep]:
+            reps: list[SampleRep] = []
+            for start in range(0, len(part), batch_size):
+                reps += represent_batch(source, target, mapping, part[start : start + batch_size], k)
+                bar.update(len(part[start : start + batch_size]) * world_size())
+            if work is not None:
+                work["represented"] += len(part)
+            return reps
+
         for i in todo:
-            chunk = samples[i * shard_size : (i + 1) * shard_size]
-            reps = []
-            for start in range(0, len(chunk), batch_size):
-                reps += represent_batch(source, target, mapping, chunk[start : start + batch_size], k)
-                bar.update(len(chunk[start : start + batch_size]))
-            atomic_write_bytes(self.folder / info["shards"][i], _pack(reps))
+            reps = map_sharded(represent, list(samples[i * shard_size : (i + 1) * shard_size]))
+            if main:
+                atomic_write_bytes(self.folder / info["shards"][i], _pack(reps))
         bar.close()
-        atomic_write_json(self.manifest_path, {**info, "complete": True})
+        if main:
+            atomic_write_json(self.manifest_path, {**info, "complete": True})
+        barrier()
         return self
+
+    def _start(self, info: dict) -> list[int] | None:
+        """Main process: ``None`` when the store is complete, else write the manifest (clearing the shards of
+        another build) and return the shards still to build."""
+        if self.is_complete(info["key"]):
+            return None
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if self.manifest_path.exists() and self.manifest().get("key") != info["key"]:
+            for old in self.folder.glob("shard-*.npz"):
+                old.unlink()
+        atomic_write_json(self.manifest_path, info)
+        return [i for i, name in enumerate(info["shards"]) if not (self.folder / name).exists()]
 
     def load(self) -> dict[str, SampleRep]:
         info = self.manifest()

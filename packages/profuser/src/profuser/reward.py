@@ -1,7 +1,9 @@
 """Reward models for the inference mode: anything with ``score(prompts, responses) -> list[float]``.
 
 * :class:`ModelReward` -- a sequence classifier from the hub or a folder (a reward model with one logit, e.g. the
-  paper-scale config's), reading the prompt and response through its chat template when it has one;
+  paper-scale config's), reading the prompt and response through its chat template when it has one, else as the
+  tokenizer's *pair* ``tokenizer(prompt, response)`` (``[CLS] prompt [SEP] response [SEP]``, token type 1 on the
+  response): how OpenAssistant's DeBERTa-v3 reward models were trained and are meant to be called (model card);
 * :class:`RuleReward` -- a Python scoring rule wrapped as a reward model (the tiny world's exact checker).
 """
 
@@ -26,7 +28,9 @@ class RuleReward:
 class ModelReward:
     """A one-logit ``AutoModelForSequenceClassification`` reward model; batches of ``batch_size``."""
 
-    def __init__(self, model, tokenizer, *, batch_size: int = 8, max_length: int = 2048) -> None:
+    def __init__(
+        self, model, tokenizer, *, batch_size: int = 8, max_length: int = 2048, as_pair: bool | None = None
+    ) -> None:
         if getattr(model.config, "num_labels", 1) != 1:
             raise ValueError(
                 f"reward model must have one output (num_labels=1), got {model.config.num_labels}"
@@ -37,27 +41,31 @@ class ModelReward:
             batch_size,
             max_length,
         )
+        #: pair encoding (``None``: when the tokenizer has no chat template, as encoder reward models do not)
+        self.as_pair = not getattr(tokenizer, "chat_template", None) if as_pair is None else as_pair
 
     @classmethod
     def load(cls, name_or_path: str, **kwargs) -> ModelReward:
-        from transformers import AutoModelForSequenceClassification
-
-        from paperlab.device import pick_device, pick_dtype
+        """The reward model frozen on this rank's device (:func:`paperlab.scale.load_for_inference`)."""
         from paperlab.models import load_tokenizer
+        from paperlab.scale import load_for_inference
 
-        device = pick_device("auto")
-        model = AutoModelForSequenceClassification.from_pretrained(
-            name_or_path, dtype=pick_dtype("auto", device)
-        )
-        return cls(model.to(device), load_tokenizer(name_or_path), **kwargs)
+        model = load_for_inference(name_or_path, auto_class="AutoModelForSequenceClassification")
+        return cls(model, load_tokenizer(name_or_path), **kwargs)
 
-    def _text(self, prompt: str, response: str) -> str:
-        if getattr(self.tokenizer, "chat_template", None):
-            return self.tokenizer.apply_chat_template(
-                [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}],
-                tokenize=False,
+    def _encode(self, prompts: Sequence[str], responses: Sequence[str]) -> dict[str, torch.Tensor]:
+        options = {"return_tensors": "pt", "padding": True, "truncation": True, "max_length": self.max_length}
+        if self.as_pair:
+            return self.tokenizer(list(prompts), list(responses), **options)
+        texts = [
+            self.tokenizer.apply_chat_template(
+                [{"role": "user", "content": p}, {"role": "assistant", "content": r}], tokenize=False
             )
-        return prompt + response
+            if getattr(self.tokenizer, "chat_template", None)
+            else p + r
+            for p, r in zip(prompts, responses, strict=True)
+        ]
+        return self.tokenizer(texts, add_special_tokens=False, **options)
 
     @torch.no_grad()
     def score(self, prompts: Sequence[str], responses: Sequence[str]) -> list[float]:
@@ -66,22 +74,8 @@ class ModelReward:
         out: list[float] = []
         device = next(self.model.parameters()).device
         for start in range(0, len(prompts), self.batch_size):
-            texts = [
-                self._text(p, r)
-                for p, r in zip(
-                    prompts[start : start + self.batch_size],
-                    responses[start : start + self.batch_size],
-                    strict=True,
-                )
-            ]
-            batch = self.tokenizer(
-                texts,
-                return_tensors="pt",
-                padding=True,
-                truncation=True,
-                max_length=self.max_length,
-                add_special_tokens=False,
-            )
+            end = start + self.batch_size
+            batch = self._encode(prompts[start:end], responses[start:end])
             logits = self.model(**{k: v.to(device) for k, v in batch.items()}).logits
             out.extend(logits[:, 0].float().cpu().tolist())
         return out

@@ -121,6 +121,12 @@ class ProFuserTrainer(Trainer):
         )
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """The fusion loss of the micro-batch. Under gradient accumulation transformers passes
+        ``num_items_in_batch``, the response tokens of the whole accumulated batch (summed over ranks with
+        ``average_tokens_across_devices``), and then does not divide the loss by the accumulation steps itself: the
+        loss is the micro-batch's token sum over that count, times the ranks when it counts every rank's tokens (DDP
+        and ZeRO average the gradients). The accumulated gradient is then the one of the whole batch's mean.
+        Without it (a model whose forward takes no loss kwargs) the micro-batch mean, which Trainer divides."""
         outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
         parts = fusion_loss(
             outputs.logits,
@@ -132,7 +138,13 @@ class ProFuserTrainer(Trainer):
         )
         for name in self._parts:
             self._parts[name].append(float(getattr(parts, name).detach()))
-        return (parts.total, outputs) if return_outputs else parts.total
+        loss = parts.total
+        if num_items_in_batch is not None and model.training:
+            share = parts.n_tokens / num_items_in_batch  # exactly 1.0 without accumulation on one rank
+            if self.args.average_tokens_across_devices and self.args.world_size > 1:
+                share = share * self.accelerator.num_processes
+            loss = loss * share
+        return (loss, outputs) if return_outputs else loss
 
     def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
         for name, values in self._parts.items():
