@@ -61,6 +61,42 @@ def test_paper_config_validates_offline() -> None:
     cfg = compose("aihf", ["experiment=paper"])
     align = from_config(AlignConfig, cfg.align, where="align")
     assert align.model == "EleutherAI/pythia-1.4b" and align.data.format == "hh" and align.beta == 0.1
+    assert (align.scale.launch, align.scale.num_gpus, align.scale.precision) == ("ddp", 8, "bf16-mixed")
+    assert align.scale.gradient_checkpointing and align.train["optim"] == "rmsprop"
+    assert align.eval.judge and align.eval.prompts.startswith("hub:Anthropic/hh-rlhf:test")
+    with pytest.raises(ConfigError, match=r"scale\.precision"):  # the scale block owns bf16
+        AlignConfig(data=DataConfig(demos="d.jsonl", prefs="p.jsonl"), train={"bf16": True})
+    with pytest.raises(ConfigError, match="FSDP/ZeRO-3"):
+        from paperlab.scale import ScaleConfig
+
+        AlignConfig(data=DataConfig(demos="d", prefs="p"), scale=ScaleConfig(launch="zero3", num_gpus=8))
+
+
+def test_hh_rlhf_is_read_from_the_helpful_base_subset(monkeypatch) -> None:
+    """The paper config's hub data go to datasets.load_dataset with data_dir="helpful-base" (demonstrations,
+    preferences and the held-out evaluation prompts)."""
+    import datasets
+
+    calls = []
+    row = {"chosen": "\n\nHuman: hi\n\nAssistant: hello", "rejected": "\n\nHuman: hi\n\nAssistant: go away"}
+
+    def fake_load_dataset(name, *args, **kwargs):
+        calls.append((name, kwargs))
+        return [row]
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    align = from_config(AlignConfig, compose("aihf", ["experiment=paper"]).align, where="align")
+    assert load_demos(align.data)[0]["completion"] == " hello"
+    assert load_prefs(align.data)[0]["rejected"] == " go away"
+    from aihf.llm_data import load_prompts
+
+    ev = align.eval
+    assert load_prompts(ev.prompts, ev.format, ev.prompt_field, ev.max_prompts, ev.data_dir) == [
+        "\n\nHuman: hi\n\nAssistant:"
+    ]
+    assert [c[0] for c in calls] == ["Anthropic/hh-rlhf"] * 3
+    assert [c[1].get("data_dir") for c in calls] == ["helpful-base"] * 3
+    assert [c[1]["split"] for c in calls] == ["train[:10000]", "train[10000:12000]", "test[:500]"]
 
 
 def test_two_iterations_learn_the_demonstrations_and_resume(tmp_path, files, monkeypatch) -> None:
@@ -74,9 +110,7 @@ def test_two_iterations_learn_the_demonstrations_and_resume(tmp_path, files, mon
             "learning_rate": 3e-3,
             "num_train_epochs": 3,
             "per_device_train_batch_size": 8,
-            "bf16": False,
             "use_cpu": True,
-            "gradient_checkpointing": False,
             "logging_steps": 1,
         },
     )
@@ -111,3 +145,27 @@ def test_two_iterations_learn_the_demonstrations_and_resume(tmp_path, files, mon
     monkeypatch.setattr(aihf.trainer.AIHFTrainer, "train", boom)
     again = run_align(cfg, out)
     assert again["history"] == []  # both iterations were done: nothing retrained
+
+
+def test_a_non_main_rank_writes_nothing(tmp_path, files, monkeypatch) -> None:
+    """On a rank other than 0 (faked: RANK=1 and the Trainer's process index 1), the pipeline trains but writes
+    no model, tokenizer, done.json or metrics: checkpoints go through trainer.save_model, files through the main
+    process only."""
+    import transformers
+
+    demos, prefs = files
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setattr(transformers.TrainingArguments, "process_index", property(lambda self: 1))
+    cfg = AlignConfig(
+        data=DataConfig(demos=demos, prefs=prefs),
+        iterations=1,
+        max_new_tokens=4,
+        train={"num_train_epochs": 1, "per_device_train_batch_size": 8, "use_cpu": True},
+    )
+    out = tmp_path / "run"
+    metrics = run_align(cfg, out)
+    assert [h["iteration"] for h in metrics["history"]] == [1]
+    written = (
+        sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) if out.exists() else []
+    )
+    assert written == [], written

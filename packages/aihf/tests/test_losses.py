@@ -7,7 +7,14 @@ import math
 import pytest
 import torch
 
-from aihf.losses import PairLogps, dpo_loss, explicit_reward_loss, implicit_loss, sequence_logps
+from aihf.losses import (
+    PairLogps,
+    dpo_loss,
+    explicit_reward_loss,
+    implicit_loss,
+    implicit_pair_loss,
+    sequence_logps,
+)
 
 
 def _pairs(c, r, rc, rr) -> PairLogps:
@@ -49,6 +56,36 @@ def test_reductions() -> None:
     assert float(rm) == pytest.approx((_nls(1.0) + _nls(-2.0)) / 2, abs=1e-6)  # RLHF reward-model loss
     both = explicit_reward_loss(torch.tensor([3.0]), torch.tensor([1.0]), r_c, r_r, w_demo=0.5, w_pref=1.0)
     assert float(both) == pytest.approx((0.5 * _nls(2.0) + _nls(1.0) + _nls(-2.0)) / 3, abs=1e-6)
+
+
+def test_pair_weighted_implicit_loss_by_hand() -> None:
+    """Three pairs: two demonstration pairs (margins -1, 2) and one preference pair (margin 2), beta 0.5, w_demo 2,
+    w_pref 1: mean over pairs of w_i * l_i; per-kind means (implicit_loss) give another number."""
+    beta = 0.5
+    pairs = _pairs([-2.0, -1.0, -1.0], [-3.0, -5.0, -2.0], [-1.0, -2.0, -3.0], [-3.0, -4.0, -2.0])
+    assert pairs.margin().tolist() == [-1.0, 2.0, 2.0]
+    is_demo = torch.tensor([True, True, False])
+    linear, parts = implicit_pair_loss(pairs, is_demo, beta, w_demo=2.0, w_pref=1.0, demo_form="linear")
+    assert float(linear) == pytest.approx((2.0 * (0.5 - 1.0) + _nls(1.0)) / 3, abs=1e-12)
+    assert parts == pytest.approx({"demo": (0.5 - 1.0) / 2, "pref": _nls(1.0)})
+    logistic, _ = implicit_pair_loss(pairs, is_demo, beta, w_demo=2.0, w_pref=1.0, demo_form="logistic")
+    assert float(logistic) == pytest.approx((2.0 * (_nls(-0.5) + _nls(1.0)) + _nls(1.0)) / 3, abs=1e-12)
+    per_kind, _ = implicit_loss(DEMO, _pairs([-1.0], [-2.0], [-3.0], [-2.0]), beta, w_demo=2.0, w_pref=1.0)
+    assert abs(float(per_kind) - float(logistic)) > 0.3
+    # the same weighting as explicit_reward_loss on rewards r = beta * logratio
+    r = lambda c, ref: beta * (c - ref)  # noqa: E731
+    explicit = explicit_reward_loss(
+        r(pairs.chosen[:2], pairs.ref_chosen[:2]),
+        r(pairs.rejected[:2], pairs.ref_rejected[:2]),
+        r(pairs.chosen[2:], pairs.ref_chosen[2:]),
+        r(pairs.rejected[2:], pairs.ref_rejected[2:]),
+        w_demo=2.0,
+        w_pref=1.0,
+        demo_form="logistic",
+    )
+    assert float(explicit) == pytest.approx(float(logistic), abs=1e-12)
+    only_pref, _ = implicit_pair_loss(pairs, is_demo, beta, w_demo=0.0, w_pref=1.0)
+    assert float(only_pref) == pytest.approx(_nls(1.0), abs=1e-12)  # weight-0 pairs leave the mean
 
 
 def test_sequence_logps_counts_only_the_completion() -> None:

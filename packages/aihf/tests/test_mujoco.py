@@ -1,5 +1,5 @@
-"""aihf-mujoco's pieces on real MuJoCo (Hopper-v5): normaliser, segments, preference reward, PPO that learns, BC, and
-the whole sweep end to end at toy budgets with resume."""
+"""aihf-mujoco's pieces on real MuJoCo (Hopper-v5): the learned-reward env, segments, preference reward, SB3's PPO
+that learns, BC, and the whole sweep end to end at toy budgets with resume."""
 
 from __future__ import annotations
 
@@ -8,18 +8,27 @@ import pytest
 import torch
 
 from aihf import mujoco as J
+from aihf import mujoco_rl as R
 from aihf.losses import explicit_reward_loss
 from paperlab.config import ConfigError, compose, from_config
 
 
-def test_running_norm_matches_numpy() -> None:
-    rng = np.random.default_rng(0)
-    x, y = rng.normal(2.0, 3.0, (100, 4)), rng.normal(-1.0, 0.5, (37, 4))
-    norm = J.RunningNorm(4)
-    norm.update(x)
-    norm.update(y)
-    both = np.concatenate([x, y])
-    assert np.allclose(norm.mean, both.mean(0), atol=1e-4) and np.allclose(norm.var, both.var(0), atol=1e-3)
+def test_learned_reward_env_pays_r_of_state_and_action_and_records_them() -> None:
+    """The wrapper's reward is r(s, a) of the observation the action was taken in; it records the raw pairs."""
+    venv = R.make_venv("Hopper-v5", 2, 0, learned=True)
+    reward = J.RewardNet(11, 3, np.zeros(11), np.ones(11), hidden=8)
+    env = R.learned_reward_env(venv, reward)
+    obs0 = env.reset()
+    actions = np.full((2, 3), 0.5, dtype=np.float32)
+    env.step_async(actions)
+    _, r, _, _ = env.step_wait()
+    with torch.no_grad():
+        assert np.allclose(r, reward(obs0, actions).numpy(), atol=1e-6)
+    env.step_async(-actions)
+    env.step_wait()
+    obs, act = env.take()
+    assert obs.shape == (2, 2, 11) and act.shape == (2, 2, 3) and np.allclose(obs[0], obs0)
+    assert np.allclose(act[1], -0.5) and env.seen == []
 
 
 def test_segments_sum_the_true_reward_and_refuse_short_episodes() -> None:
@@ -40,10 +49,9 @@ def test_preference_reward_orders_held_out_segments() -> None:
         obs, act = rng.normal(size=(n, 10, 3)), rng.normal(size=(n, 10, 2)).astype(np.float32)
         return obs, act, (obs[..., 0] - np.abs(act).sum(-1)).sum(-1)
 
-    norm = J.RunningNorm(3)
     torch.manual_seed(0)
-    reward = J.RewardNet(3, 2, norm, hidden=32)
-    opt = torch.optim.Adam(reward.parameters(), lr=3e-3)
+    reward = J.RewardNet(3, 2, np.zeros(3), np.ones(3), hidden=32)
+    opt = torch.optim.Adam(reward.net.parameters(), lr=3e-3)
     a, b = make(200), make(200)
     win = (a[2] >= b[2])[:, None, None]
     chosen = (np.where(win, a[0], b[0]), np.where(win, a[1], b[1]))
@@ -61,24 +69,24 @@ def test_preference_reward_orders_held_out_segments() -> None:
     assert float((pred == (c[2] > d[2])).mean()) > 0.8
 
 
-def test_ppo_learns_to_hop_and_bc_imitates() -> None:
-    cfg = J.PPOConfig(n_envs=2, n_steps=512, epochs=5)
-    start = J.Agent(11, 3, cfg.hidden)
-    before = J.evaluate(start, "Hopper-v5", 2, 0)
-    agent = J.ppo(J.Agent(11, 3, cfg.hidden), "Hopper-v5", 16384, cfg, seed=0, progress=False)
-    after = J.evaluate(agent, "Hopper-v5", 2, 0)
+@pytest.mark.slow
+def test_sb3_ppo_learns_to_hop_and_bc_imitates() -> None:
+    cfg = R.PPOConfig(n_envs=2, n_steps=512, epochs=5)
+    start = R.train_ppo("Hopper-v5", 1, cfg, seed=0)  # one rollout: close to the untrained policy
+    before = R.evaluate(start, start.get_env().obs_rms, "Hopper-v5", 2, 0)
+    agent = R.train_ppo("Hopper-v5", 16384, cfg, seed=0)
+    rms = agent.get_env().obs_rms
+    after = R.evaluate(agent, rms, "Hopper-v5", 2, 0)
     assert after > before + 50, (before, after)
-    demos = J.rollout(agent, "Hopper-v5", 2, seed=5, deterministic=True)
-    student = J.Agent(11, 3, cfg.hidden)
-    student.norm.load(agent.norm.state())
-    obs = student.obs(np.concatenate([d["obs"] for d in demos]))
-    act = torch.as_tensor(np.concatenate([d["act"] for d in demos]))
-    nll0 = float(-student.dist(obs).log_prob(act).sum(-1).mean())
-    J.behavior_cloning(student, demos, 300)
-    nll1 = float(-student.dist(obs).log_prob(act).sum(-1).mean())
+    demos = R.rollout(agent, rms, "Hopper-v5", 2, seed=5, deterministic=True)
+    student = R.new_ppo(R.normalized(R.make_venv("Hopper-v5", 1, 0, learned=False), rms), cfg, seed=1)
+    nll0 = R.bc_nll(student, rms, demos)
+    R.behavior_cloning(student, rms, demos, 300)
+    nll1 = R.bc_nll(student, rms, demos)
     assert nll1 < nll0 - 1.0, (nll0, nll1)
 
 
+@pytest.mark.slow
 def test_sweep_end_to_end_and_resume(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("PAPERLAB_RESULTS", str(tmp_path / "results"))
     monkeypatch.setenv("PAPERLAB_CACHE", str(tmp_path / "cache"))
@@ -93,7 +101,7 @@ def test_sweep_end_to_end_and_resume(tmp_path, monkeypatch) -> None:
         reward_steps=20,
         aihf_reward_steps=2,
         eval_episodes=1,
-        ppo=J.PPOConfig(n_envs=2, n_steps=512, epochs=2),
+        ppo=R.PPOConfig(n_envs=2, n_steps=512, epochs=2),
         progress=False,
     )
     first = J.run_mujoco(cfg)
@@ -103,7 +111,9 @@ def test_sweep_end_to_end_and_resume(tmp_path, monkeypatch) -> None:
     def boom(*args, **kwargs):
         raise AssertionError("trained again")
 
-    monkeypatch.setattr(J, "ppo", boom)  # the expert is cached and every run is recorded: nothing retrains
+    monkeypatch.setattr(
+        J, "train_ppo", boom
+    )  # the expert is cached and every run is recorded: nothing retrains
     assert J.run_mujoco(cfg)["return"] == first["return"]
 
 
@@ -118,8 +128,18 @@ def test_configs_validate_and_bad_values_are_named(experiment: str) -> None:
 
 
 def test_learned_reward_envs_drop_early_termination_where_it_exists() -> None:
-    hopper = J.make_env("Hopper-v5", 1, 0, learned=True)
+    hopper = R.make_venv("Hopper-v5", 1, 0, learned=True)
     assert hopper.envs[0].unwrapped._terminate_when_unhealthy is False
-    assert J.make_env("Hopper-v5", 1, 0, learned=False).envs[0].unwrapped._terminate_when_unhealthy is True
-    cheetah = J.make_env("HalfCheetah-v5", 1, 0, learned=True)  # no such option: made as it is
-    assert cheetah.reset(seed=0)[0].shape == (1, 17)
+    assert R.make_venv("Hopper-v5", 1, 0, learned=False).envs[0].unwrapped._terminate_when_unhealthy is True
+    cheetah = R.make_venv("HalfCheetah-v5", 1, 0, learned=True)  # no such option: made as it is
+    assert cheetah.reset().shape == (1, 17)
+
+
+def test_the_package_keeps_no_ppo_of_its_own() -> None:
+    """RL is stable-baselines3's PPO; the module holds the reward learning only."""
+    from stable_baselines3 import PPO
+
+    assert not hasattr(J, "ppo") and not hasattr(J, "Agent") and not hasattr(J, "RunningNorm")
+    assert isinstance(
+        R.new_ppo(R.normalized(R.make_venv("Hopper-v5", 1, 0, False), None), R.PPOConfig(), 0), PPO
+    )

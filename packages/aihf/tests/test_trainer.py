@@ -1,9 +1,11 @@
-"""AIHFTrainer on TRL: with w_demo = 0 its loss is TRL's DPO loss on the preference rows (to 1e-6); the two terms
-add with their weights; bad weights are refused."""
+"""AIHFTrainer on TRL: with w_demo = 0 its loss is TRL's DPO loss on the preference rows (to 1e-6); pairs are
+weighted one by one (hand-computed from TRL's per-row DPO losses); the loss goes through the public compute_loss;
+the linear demonstration term is the default; bad weights are refused."""
 
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 import torch
@@ -67,24 +69,67 @@ def test_w_demo_zero_is_trl_dpo_on_the_preference_rows(model_and_tok, tmp_path) 
     assert loss == pytest.approx(ref_loss, abs=1e-6)
 
 
-def test_the_two_terms_add_with_their_weights(model_and_tok, tmp_path) -> None:
+def _row_dpo_losses(policy, model, tok, rows, tmp_path) -> list[float]:
+    """TRL's DPO loss of each row alone: -log sigma(beta * margin_i)."""
+    out = []
+    for row in rows:
+        one = [{k: v for k, v in row.items() if k != "is_demo"}]
+        dpo = _trainer(DPOTrainer, DPOConfig, policy, tok, one, tmp_path)
+        dpo.ref_model.load_state_dict(model.state_dict())
+        with torch.no_grad():
+            out.append(float(dpo.compute_loss(policy, _batch(dpo, one))))
+    return out
+
+
+@pytest.mark.parametrize("demo_form", ["logistic", "linear"])
+def test_pairs_are_weighted_one_by_one_as_in_explicit_reward_loss(model_and_tok, tmp_path, demo_form) -> None:
+    """Three rows (1 preference, 2 demonstration), w_demo 2, w_pref 0.5: the loss is the mean over the 3 pairs of
+    w_i * l_i (per pair, as explicit_reward_loss and the official batches weigh), not w_demo * mean_demo +
+    w_pref * mean_pref (per kind): the two differ by far more than the tolerance here."""
     model, tok = model_and_tok
     policy = _perturbed(copy.deepcopy(model))
-    losses = {}
-    for w_demo, w_pref in ((1.0, 0.0), (0.0, 1.0), (2.0, 0.5)):
-        t = _trainer(AIHFTrainer, AIHFConfig, policy, tok, ROWS, tmp_path, w_demo=w_demo, w_pref=w_pref)
-        t.ref_model.load_state_dict(model.state_dict())
-        with torch.no_grad():
-            losses[(w_demo, w_pref)] = float(t.compute_loss(policy, _batch(t, ROWS)))
-    assert _batch(t, ROWS)["is_demo"].tolist() == [
-        False,
-        False,
-        True,
-        True,
-    ]  # the flag survives TRL's preparation
-    assert losses[(1.0, 0.0)] > 0.1 and losses[(0.0, 1.0)] > 0.1
-    assert losses[(1.0, 0.0)] != pytest.approx(losses[(0.0, 1.0)])
-    assert losses[(2.0, 0.5)] == pytest.approx(2.0 * losses[(1.0, 0.0)] + 0.5 * losses[(0.0, 1.0)], abs=1e-6)
+    rows = [ROWS[0], ROWS[2], ROWS[3]]
+    l_pref, l_d1, l_d2 = _row_dpo_losses(policy, model, tok, rows, tmp_path)
+    z = [-math.log(math.expm1(v)) for v in (l_d1, l_d2)]  # beta * margin, from -log sigma(z) = l
+    demo_terms = [l_d1, l_d2] if demo_form == "logistic" else [-z[0], -z[1]]
+    per_pair = (2.0 * sum(demo_terms) + 0.5 * l_pref) / 3
+    per_kind = 2.0 * sum(demo_terms) / 2 + 0.5 * l_pref
+    t = _trainer(
+        AIHFTrainer, AIHFConfig, policy, tok, rows, tmp_path, w_demo=2.0, w_pref=0.5, demo_form=demo_form
+    )
+    t.ref_model.load_state_dict(model.state_dict())
+    assert _batch(t, rows)["is_demo"].tolist() == [False, True, True]  # the flag survives TRL's preparation
+    with torch.no_grad():
+        loss = float(t.compute_loss(policy, _batch(t, rows)))
+    assert abs(per_pair - per_kind) > 0.1
+    assert loss == pytest.approx(per_pair, abs=1e-5)
+
+
+def test_the_loss_reaches_the_trainer_through_the_public_api(model_and_tok, tmp_path, monkeypatch) -> None:
+    """AIHFTrainer overrides TRL's public ``compute_loss``, never the private ``_compute_loss``: with the private
+    method broken, training still runs and the AIHF loss (both kinds) is what the Trainer steps on."""
+    assert "_compute_loss" not in AIHFTrainer.__dict__ and "compute_loss" in AIHFTrainer.__dict__
+
+    def private(*args, **kwargs):
+        raise AssertionError("TRL's private _compute_loss was called")
+
+    monkeypatch.setattr(DPOTrainer, "_compute_loss", private)
+    model, tok = model_and_tok
+    policy = copy.deepcopy(model)
+    t = _trainer(AIHFTrainer, AIHFConfig, policy, tok, ROWS, tmp_path, max_steps=2, learning_rate=1e-3)
+    result = t.train()
+    assert math.isfinite(result.training_loss) and set(t.last_parts) == {"demo", "pref"}
+
+
+def test_linear_demonstration_term_is_the_default() -> None:
+    """The LLM path uses the linear (ML-IRL) demonstration term by default, the form of the README's tables."""
+    from aihf.align import AlignConfig
+    from paperlab.config import compose, from_config
+
+    assert AIHFConfig.__dataclass_fields__["demo_form"].default == "linear"
+    assert AlignConfig.__dataclass_fields__["demo_form"].default == "linear"
+    paper = from_config(AlignConfig, compose("aihf", ["experiment=paper"]).align, where="align")
+    assert paper.demo_form == "linear"
 
 
 def test_bad_weights_are_refused(tmp_path) -> None:
@@ -92,3 +137,5 @@ def test_bad_weights_are_refused(tmp_path) -> None:
         AIHFConfig(output_dir=str(tmp_path), w_demo=0.0, w_pref=0.0, **COMMON)
     with pytest.raises(ValueError, match="sigmoid"):
         AIHFConfig(output_dir=str(tmp_path), loss_type="ipo", **COMMON)
+    with pytest.raises(ValueError, match="demo_form"):
+        AIHFConfig(output_dir=str(tmp_path), demo_form="cubic", **COMMON)

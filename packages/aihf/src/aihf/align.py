@@ -1,16 +1,14 @@
-"""AIHF on a real LLM (the implicit variant, paper Sec. 3 + Alg. 1 with the DPO substitution), on TRL.
+"""AIHF on a real LLM (the implicit variant, paper Sec. 3 + Alg. 1 with the DPO substitution), on TRL, under
+paperlab's scale contract (one process or ``accelerate launch``: DDP).
 
 Each AIHF iteration: (1) the current policy samples one completion for every demonstration prompt (self-play
-negatives of the demonstration term); (2) one training pass of :class:`aihf.trainer.AIHFTrainer` over the
-demonstration rows (``chosen`` = demonstration, ``rejected`` = the fresh sample, ``is_demo``) and the preference rows.
-The reference model stays the initial policy. Iterations are checkpointed in ``<out>/iter-<k>/`` (model, tokenizer,
-``done.json``): a rerun resumes after the last finished iteration.
-
-Data: JSONL files (one object per line) or hub datasets (``hub:<name>[:<split>]``):
-
-- demonstrations: ``prompt`` and ``completion`` (field names configurable);
-- preferences: ``prompt``, ``chosen``, ``rejected``; or Anthropic-HH transcripts (``format: hh``: only ``chosen``
-  and ``rejected`` dialogues, the prompt being everything up to the last ``"\\n\\nAssistant:"``).
+negatives of the demonstration term; sharded over the ranks); (2) one training pass of
+:class:`aihf.trainer.AIHFTrainer` over the demonstration rows (``chosen`` = demonstration, ``rejected`` = the fresh
+sample, ``is_demo``) and the preference rows; (3) evaluation (:mod:`aihf.llm_eval`): reward-model score and win
+rate against the starting (SFT) model on held-out prompts, lm-eval tasks. The reference model stays the initial
+policy (frozen, :func:`paperlab.scale.load_for_inference`; the disabled adapter under LoRA). Iterations are
+checkpointed in ``<out>/iter-<k>/`` (``trainer.save_model``, tokenizer, ``done.json``; written by the main process
+only): a rerun resumes after the last finished iteration. Data: :mod:`aihf.llm_data`.
 """
 
 from __future__ import annotations
@@ -21,124 +19,61 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aihf.llm_data import DataConfig, DataError, load_demos, load_prefs, load_prompts, split_hh
+from aihf.llm_eval import EvalConfig, answer_and_score, judge_summary, lm_eval_numbers, load_judge
 from paperlab.config import ConfigError, require
-from paperlab.io import DataError, atomic_write_json, read_jsonl
-from paperlab.report import results_dir
+from paperlab.io import atomic_write_json, read_json
+from paperlab.report import results_dir, write_results
+from paperlab.scale import (
+    ScaleConfig,
+    assert_replicas_equal,
+    check_launch,
+    distributed_state,
+    is_main_process,
+    map_sharded,
+    prepare_for_training,
+    trainer_kwargs,
+    world_size,
+)
 
+__all__ = [
+    "AlignConfig",
+    "DataConfig",
+    "DataError",
+    "load_demos",
+    "load_prefs",
+    "run_align",
+    "sample_completions",
+    "split_hh",
+]
 log = logging.getLogger(__name__)
-HH_SPLIT = "\n\nAssistant:"
-
-
-def _load(source: str) -> tuple[str, list[dict[str, Any]]]:
-    if source.startswith("hub:"):
-        from datasets import load_dataset
-
-        name, _, split = source[4:].partition(":")
-        return source, [dict(r) for r in load_dataset(name, split=split or "train")]
-    return source, read_jsonl(source)
-
-
-def _field(row: dict[str, Any], key: str, where: str, expected: str) -> str:
-    value = row.get(key)
-    if not isinstance(value, str) or not value:
-        found = "missing" if key not in row else f"{type(value).__name__} {value!r}"[:60]
-        raise DataError(f"{where}: field {key!r} is {found}; expected a non-empty string ({expected})")
-    return value
-
-
-def split_hh(text: str, where: str) -> tuple[str, str]:
-    """An Anthropic-HH transcript -> (prompt up to and including the last ``Assistant:``, the final response)."""
-    cut = text.rfind(HH_SPLIT)
-    if cut < 0:
-        raise DataError(
-            f"{where}: no {HH_SPLIT.strip()!r} turn in the transcript; expected Anthropic-HH format"
-        )
-    cut += len(HH_SPLIT)
-    return text[:cut], text[cut:]
-
-
-@dataclass
-class DataConfig:
-    demos: str = ""  # JSONL path or hub:<name>[:<split>]
-    prefs: str = ""
-    prompt_field: str = "prompt"
-    completion_field: str = "completion"  # of the demonstrations
-    format: str = (
-        "columns"  # preferences: "columns" (prompt/chosen/rejected) or "hh" (Anthropic-HH transcripts)
-    )
-    demo_format: str = (
-        "columns"  # demonstrations: "columns" or "hh" (the ``chosen`` transcript is the demonstration)
-    )
-    max_demos: int = 0  # 0: all
-    max_prefs: int = 0
-
-    def __post_init__(self) -> None:
-        for name in ("format", "demo_format"):
-            require(
-                getattr(self, name) in ("columns", "hh"), f"data.{name}", getattr(self, name), "columns or hh"
-            )
-
-
-def load_demos(cfg: DataConfig) -> list[dict[str, str]]:
-    """``[{prompt, completion}]``; an empty set is an error."""
-    source, rows = _load(cfg.demos)
-    out = []
-    for i, row in enumerate(rows[: cfg.max_demos or None], start=1):
-        where = f"{source}: row {i}"
-        if cfg.demo_format == "hh":
-            prompt, completion = split_hh(_field(row, "chosen", where, "an HH transcript"), where)
-        else:
-            prompt = _field(row, cfg.prompt_field, where, "the demonstration's prompt")
-            completion = _field(row, cfg.completion_field, where, "the demonstrated completion")
-        out.append({"prompt": prompt, "completion": completion})
-    if not out:
-        raise DataError(f"{source}: no demonstrations (the file or split is empty)")
-    return out
-
-
-def load_prefs(cfg: DataConfig) -> list[dict[str, str]]:
-    """``[{prompt, chosen, rejected}]``; an empty set is an error (use ``w_pref = 0`` to train without)."""
-    source, rows = _load(cfg.prefs)
-    out = []
-    for i, row in enumerate(rows[: cfg.max_prefs or None], start=1):
-        where = f"{source}: row {i}"
-        if cfg.format == "hh":
-            prompt, chosen = split_hh(_field(row, "chosen", where, "an HH transcript"), where)
-            prompt_r, rejected = split_hh(_field(row, "rejected", where, "an HH transcript"), where)
-            if prompt_r != prompt:
-                raise DataError(f"{where}: 'chosen' and 'rejected' transcripts differ before the last reply")
-        else:
-            prompt = _field(row, cfg.prompt_field, where, "the shared prompt")
-            chosen = _field(row, "chosen", where, "the preferred completion")
-            rejected = _field(row, "rejected", where, "the dispreferred completion")
-        out.append({"prompt": prompt, "chosen": chosen, "rejected": rejected})
-    if not out:
-        raise DataError(f"{source}: no preference pairs (the file or split is empty)")
-    return out
 
 
 @dataclass
 class AlignConfig:
     name: str = "align"
     model: str = "tiny"  # "tiny": a tiny Llama + tokenizer built locally; else a hub name or local directory
-    dtype: str = "auto"
     data: DataConfig = field(default_factory=DataConfig)
-    w_demo: float = 1.0  # logistic (self-play) demonstration term: on DPO's scale
+    w_demo: float = 1.0
     w_pref: float = 1.0
+    demo_form: str = "linear"  # linear (ML-IRL gradient; the README's tables) | logistic (self-play, SPIN)
     beta: float = 0.1
     iterations: int = 2
     max_new_tokens: int = 64
     temperature: float = 1.0
     generation_batch: int = 16
     seed: int = 0
+    scale: ScaleConfig = field(default_factory=ScaleConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     train: dict[str, Any] = field(
         default_factory=dict
-    )  # passed to AIHFConfig (learning_rate, batch size, bf16, ...)
+    )  # more AIHFConfig fields (learning_rate, batch size, ...)
 
     def __post_init__(self) -> None:
         require(self.iterations >= 1, "iterations", self.iterations, ">= 1")
         require(self.max_new_tokens >= 1, "max_new_tokens", self.max_new_tokens, ">= 1")
         require(self.beta > 0, "beta", self.beta, "> 0")
+        require(self.demo_form in ("linear", "logistic"), "demo_form", self.demo_form, "linear or logistic")
         require(
             self.data.demos != "" or self.w_demo == 0,
             "data.demos",
@@ -151,6 +86,20 @@ class AlignConfig:
             self.data.prefs,
             "a JSONL path or hub:<name>",
         )
+        require(
+            not self.scale.sharded,
+            "scale.launch",
+            self.scale.launch,
+            "single or ddp: AIHF samples from the policy on every rank between passes, which FSDP/ZeRO-3 "
+            "shards would need in lockstep (Pythia-1.4B fits one GPU under DDP)",
+        )
+        owned = sorted(set(self.train) & set(trainer_kwargs(self.scale)) | set(self.train) & {"output_dir"})
+        require(
+            not owned,
+            "train",
+            owned,
+            "fields the scale block sets (scale.precision / launch / checkpointing)",
+        )
         from aihf.losses import check_weights
 
         try:
@@ -159,24 +108,57 @@ class AlignConfig:
             raise ConfigError(str(err)) from None
 
 
-def _model_and_tokenizer(cfg: AlignConfig, texts: list[str]) -> tuple[Any, Any]:
-    from paperlab.models import policy_and_tokenizer
+def _policy_and_tokenizer(cfg: AlignConfig, texts: list[str], resume: Path | None) -> tuple[Any, Any, Any]:
+    """(policy to train, frozen reference or None under LoRA, tokenizer)."""
+    from paperlab.models import load_tokenizer, policy_and_tokenizer
+    from paperlab.scale import load_for_inference, load_for_training
 
-    return policy_and_tokenizer(cfg.model, texts, dtype=cfg.dtype, seed=cfg.seed)
+    if cfg.model == "tiny":
+        initial, tok = policy_and_tokenizer("tiny", texts, seed=cfg.seed)
+        ref = copy.deepcopy(initial).eval().requires_grad_(False)
+        if resume is not None:
+            from transformers import AutoModelForCausalLM
+
+            initial = AutoModelForCausalLM.from_pretrained(resume)
+        return prepare_for_training(initial, cfg.scale), ref, tok
+    tok = load_tokenizer(cfg.model)
+    if resume is not None and cfg.scale.uses_lora:  # the saved adapter on a fresh bf16 base
+        import torch
+        from peft import PeftModel
+        from transformers import AutoModelForCausalLM
+
+        from paperlab.scale import rank_device
+
+        base = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=torch.bfloat16).to(rank_device())
+        policy = PeftModel.from_pretrained(base, resume, is_trainable=True)
+    else:
+        policy = load_for_training(resume or cfg.model, cfg.scale)
+    ref = None if cfg.scale.uses_lora else load_for_inference(cfg.model)
+    return policy, ref, tok
 
 
 def sample_completions(model: Any, tok: Any, prompts: list[str], cfg: AlignConfig) -> list[str]:
-    """One sampled completion per prompt from the current policy (:func:`paperlab.models.sample_completions`)."""
+    """One sampled completion per prompt from the current policy, sharded over the ranks."""
     from paperlab.models import sample_completions as sample
 
-    return sample(
-        model,
-        tok,
-        prompts,
-        max_new_tokens=cfg.max_new_tokens,
-        temperature=cfg.temperature,
-        batch_size=cfg.generation_batch,
-    )
+    def shard(items: list[str]) -> list[str]:
+        return sample(
+            model,
+            tok,
+            items,
+            max_new_tokens=cfg.max_new_tokens,
+            temperature=cfg.temperature,
+            batch_size=cfg.generation_batch,
+        )
+
+    return map_sharded(shard, prompts)
+
+
+def _last_done(out: Path, iterations: int) -> int:
+    for k in range(iterations, 0, -1):
+        if (out / f"iter-{k}" / "done.json").is_file():
+            return k
+    return 0
 
 
 def run_align(cfg: AlignConfig, out_dir: Path | None = None) -> dict[str, Any]:
@@ -185,29 +167,43 @@ def run_align(cfg: AlignConfig, out_dir: Path | None = None) -> dict[str, Any]:
     from aihf.trainer import AIHFConfig, AIHFTrainer
     from paperlab.seed import seed_everything
 
+    state = distributed_state(cfg.scale.timeout_s)
+    check_launch(cfg.scale, "aihf")
     seed_everything(cfg.seed)
     out = Path(out_dir) if out_dir is not None else results_dir("aihf", cfg.name)
     demos = load_demos(cfg.data) if cfg.w_demo > 0 else []
     prefs = load_prefs(cfg.data) if cfg.w_pref > 0 else []
     texts = [r["prompt"] + r["completion"] for r in demos] + [r["prompt"] + r["chosen"] for r in prefs]
-    model, tok = _model_and_tokenizer(cfg, texts)
-    ref_model = copy.deepcopy(model).eval()
-    start = 0
-    for k in range(cfg.iterations, 0, -1):
-        if (out / f"iter-{k}" / "done.json").is_file():
-            from transformers import AutoModelForCausalLM
+    start = _last_done(out, cfg.iterations)
+    resume = out / f"iter-{start}" if start else None
+    if resume is not None:
+        log.info("resuming after iteration %d (%s)", start, resume)
+    policy, ref, tok = _policy_and_tokenizer(cfg, texts, resume)
 
-            model = AutoModelForCausalLM.from_pretrained(out / f"iter-{k}", dtype=model.dtype).to(
-                model.device
-            )
-            start = k
-            log.info("resuming after iteration %d (%s)", k, out / f"iter-{k}")
-            break
+    ev = cfg.eval
+    prompts = (
+        load_prompts(ev.prompts, ev.format, ev.prompt_field, ev.max_prompts, ev.data_dir) if ev.judged else []
+    )
+    judge = judge_tok = None
+    base_scores: list[float] = []
+    if prompts:
+        judge, judge_tok = load_judge(ev, tok, cfg.seed)
+        base_file = out / "eval-sft.json"
+        if base_file.is_file():
+            base_scores = read_json(base_file)["scores"]
+        else:  # the starting (SFT) model: the reference, or the policy before its first step
+            start_model = ref if ref is not None else policy
+            texts_sft, base_scores = answer_and_score(start_model, tok, prompts, judge, judge_tok, ev)
+            if is_main_process():
+                atomic_write_json(
+                    base_file, {"prompts": prompts, "completions": texts_sft, "scores": base_scores}
+                )
+
     history = []
     for k in range(start + 1, cfg.iterations + 1):
         rows = [{**r, "is_demo": False} for r in prefs]
         if demos:
-            samples = sample_completions(model, tok, [d["prompt"] for d in demos], cfg)
+            samples = sample_completions(policy, tok, [d["prompt"] for d in demos], cfg)
             rows += [
                 {"prompt": d["prompt"], "chosen": d["completion"], "rejected": s, "is_demo": True}
                 for d, s in zip(demos, samples, strict=True)
@@ -216,27 +212,66 @@ def run_align(cfg: AlignConfig, out_dir: Path | None = None) -> dict[str, Any]:
             output_dir=str(out / f"iter-{k}" / "trainer"),
             w_demo=cfg.w_demo,
             w_pref=cfg.w_pref,
+            demo_form=cfg.demo_form,
             beta=cfg.beta,
             seed=cfg.seed + k,
             save_strategy="no",
             report_to=[],
+            **trainer_kwargs(cfg.scale),
             **cfg.train,
         )
         trainer = AIHFTrainer(
-            model=model,
-            ref_model=ref_model,
+            model=policy,
+            ref_model=ref,
             args=args,
             train_dataset=Dataset.from_list(rows).shuffle(seed=cfg.seed + k),
             processing_class=tok,
         )
         result = trainer.train()
-        model = trainer.model
-        model.save_pretrained(out / f"iter-{k}")
-        tok.save_pretrained(out / f"iter-{k}")
-        record = {"iteration": k, "train_loss": float(result.training_loss), "rows": len(rows)}
-        atomic_write_json(out / f"iter-{k}" / "done.json", record)
+        policy = trainer.model
+        trainer.save_model(str(out / f"iter-{k}"))  # the Trainer writes on the main process only
+        record: dict[str, Any] = {
+            "iteration": k,
+            "train_loss": float(result.training_loss),
+            "rows": len(rows),
+        }
+        if prompts:
+            completions, scores = answer_and_score(policy, tok, prompts, judge, judge_tok, ev)
+            record["eval"] = judge_summary(scores, base_scores)
+        if is_main_process():
+            tok.save_pretrained(out / f"iter-{k}")
+            if ev.lm_eval_tasks:
+                record["lm_eval"] = lm_eval_numbers(policy, tok, ev)
+            if prompts:
+                atomic_write_json(
+                    out / f"iter-{k}" / "eval.json",
+                    {**record["eval"], "prompts": prompts, "completions": completions, "scores": scores},
+                )
+            atomic_write_json(out / f"iter-{k}" / "done.json", record)
+        state.wait_for_everyone()
         history.append(record)
-        log.info("AIHF iteration %d: loss %.4f over %d rows", k, record["train_loss"], len(rows))
-    metrics = {"config": asdict(cfg), "history": history, "final": str(out / f"iter-{cfg.iterations}")}
-    atomic_write_json(out / "metrics.json", metrics)
+        log.info(
+            "AIHF iteration %d: loss %.4f over %d rows %s",
+            k,
+            record["train_loss"],
+            len(rows),
+            record.get("eval", ""),
+        )
+        del trainer
+    digest = assert_replicas_equal(policy) if world_size() > 1 else None
+    metrics = {
+        "config": asdict(cfg),
+        "history": history,
+        "final": str(out / f"iter-{cfg.iterations}"),
+        "world_size": world_size(),
+        "weights_digest": digest,
+    }
+    if is_main_process():
+        rows_md = [
+            {"iteration": h["iteration"], "train loss": h["train_loss"], **h.get("eval", {})} for h in history
+        ]
+        write_results(
+            out, metrics, rows=rows_md or None, title=f"aihf {cfg.name}: AIHF on an LLM", floatfmt=".3f"
+        )
+    state.wait_for_everyone()
     return metrics

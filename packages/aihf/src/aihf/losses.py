@@ -26,6 +26,10 @@ ML-IRL gradient itself, -(r(demo) - r(sample))). In the linear form the term's g
 log-likelihood gradient, so its weight must be on the scale of 1/beta to matter: with ``w_demo = 1/beta`` it is the
 SFT gradient on the demonstration minus the same on the policy's own sample.
 
+Weighting: :func:`implicit_loss` takes the mean of each term over its own pairs (the oracle runner, full-data
+batches); :func:`implicit_pair_loss` weighs every pair (the LLM trainer, mixed mini-batches), as
+:func:`explicit_reward_loss` and the official ``reward_learning_AIHF.py`` do.
+
 Reductions (tested): ``w_demo = 0`` is DPO's loss (TRL's ``sigmoid`` loss); ``w_pref = 0`` is the demonstration-only
 loss (SPIN's for the logistic form); the explicit loss with ``w_demo = 0`` is RLHF's reward-model loss.
 """
@@ -142,6 +146,44 @@ def explicit_reward_loss(
         losses.append(-F.logsigmoid(r_chosen - r_rejected))
         weights.append(torch.full_like(r_chosen, w_pref))
     return (torch.cat(weights) * torch.cat(losses)).mean()
+
+
+def implicit_pair_loss(
+    pairs: PairLogps,
+    is_demo: torch.Tensor,
+    beta: float,
+    w_demo: float = 1.0,
+    w_pref: float = 1.0,
+    demo_form: str = "linear",
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """AIHF's implicit loss weighted PER PAIR, as :func:`explicit_reward_loss` and the official mixed batches weigh
+    them: ``mean over pairs of w_i * l_i`` with ``w_i = w_demo`` and ``l_i`` the demonstration term (``demo_form``)
+    for a demonstration pair (``is_demo``), ``w_i = w_pref`` and DPO's ``-log sigma(beta * margin)`` for a
+    preference pair; pairs of a kind weighted 0 are left out of the mean (as :func:`explicit_reward_loss` leaves
+    them out). This is what :class:`aihf.trainer.AIHFTrainer` minimises on each batch. Unlike :func:`implicit_loss`
+    (a per-kind mean of each term), a kind's share of the loss grows with its share of the batch.
+    Returns ``(loss, parts)``, parts the per-kind mean terms of the batch (for logging)."""
+    check_weights(w_demo, w_pref)
+    if beta <= 0:
+        raise ValueError(f"beta must be > 0, got {beta}")
+    if demo_form not in DEMO_FORMS:
+        raise ValueError(f"demo_form must be one of {DEMO_FORMS}, got {demo_form!r}")
+    is_demo = is_demo.to(device=pairs.chosen.device, dtype=torch.bool).reshape(-1)
+    if is_demo.numel() != len(pairs):
+        raise ValueError(f"is_demo has {is_demo.numel()} flags for {len(pairs)} pairs")
+    z = beta * pairs.margin()
+    per_pair = -F.logsigmoid(z)
+    if demo_form == "linear":
+        per_pair = torch.where(is_demo, -z, per_pair)
+    weights = torch.where(is_demo, torch.full_like(z, w_demo), torch.full_like(z, w_pref))
+    kept = weights > 0
+    parts: dict[str, float] = {}
+    for name, mask in (("demo", is_demo & kept), ("pref", ~is_demo & kept)):
+        if mask.any():
+            parts[name] = float(per_pair[mask].detach().mean())
+    if not kept.any():  # no pair of a weighted kind: a zero that keeps the graph
+        return (per_pair * 0.0).sum(), parts
+    return (weights * per_pair)[kept].mean(), parts
 
 
 def sequence_logps(logits: torch.Tensor, ids: torch.Tensor, completion_mask: torch.Tensor) -> torch.Tensor:
