@@ -12,8 +12,13 @@ irl_sft-llm-tiny: setup ## IRFT stage loop on TRL end to end with a tiny Llama b
 
 EXPERIMENTS += irl_sft-paper
 .PHONY: irl_sft-paper
-irl_sft-paper: setup ## IRFT on zephyr-7b-sft-full + ultrachat_200k, 5 stages (GPUs + hub; PAPER_1B=1 for the 1B setting)
-	$(PY) -m irl_sft experiment=$(if $(PAPER_1B),paper_1b,paper)
+irl_sft-paper: setup ## IRFT on zephyr-7b-sft-full (LoRA, ZeRO-3), 5 stages of SPIN_iter0 (GPUs + hub; LAUNCH=zero3 NPROC=8; PAPER_1B=1 LAUNCH=ddp NPROC=4)
+	$(call paper_run,irl_sft,llm.scale) experiment=$(if $(PAPER_1B),paper_1b,paper)
+
+PAPER_DRY += irl_sft-paper-dry
+.PHONY: irl_sft-paper-dry
+irl_sft-paper-dry: setup ## dry run of experiment=paper and paper_1b: estimated peak GiB per GPU -> results/irl_sft/paper-dry/ (CPU, ~2 min)
+	@fail=0; for exp in paper paper_1b; do $(PY) -m paperlab.dryrun irl_sft experiment=$$exp || fail=1; done; exit $$fail
 
 EXPERIMENTS += irl_sft-llm-rft-tiny
 .PHONY: irl_sft-llm-rft-tiny

@@ -241,7 +241,7 @@ def test_bad_demonstrations_are_named(tok_and_models, tmp_path) -> None:
         load_prefs(_cfg(data=DataConfig(demos="synthetic", format="chat", eval_prefs=path)), chat_tok)
 
 
-@pytest.mark.parametrize("name", ["paper", "paper_1b", "llm_tiny", "llm_rft_tiny"])
+@pytest.mark.parametrize("name", ["paper", "paper_1b", "llm_tiny", "llm_rft_tiny", "llm_tiny_2proc"])
 def test_shipped_llm_configs_validate_offline(name) -> None:
     from dataclasses import fields
 
@@ -266,7 +266,8 @@ def test_shipped_llm_configs_validate_offline(name) -> None:
             5,
             10000,
         )
-        assert llm.train["optim"] == "rmsprop" and llm.train["num_train_epochs"] == 2
+        assert llm.train["optim"] == "rmsprop"
+        assert llm.train["num_train_epochs"] == {"paper": 1, "paper_1b": 2}[name]  # stagewise / pythia_iter1
         assert llm.data.eval_prefs == "hub:HuggingFaceH4/ultrafeedback_binarized:test_prefs"
         assert llm.eval_reward_model != ""
     assert llm.model == {

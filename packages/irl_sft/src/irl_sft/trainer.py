@@ -1,8 +1,8 @@
 """IRFT's stage loss on TRL: ``IRFTTrainer(DPOTrainer)`` with ``IRFTConfig(DPOConfig)``.
 
 A stage's training set has TRL's preference columns: ``prompt``, ``chosen`` = the demonstration y, ``rejected`` =
-the current model's own generation y~ for that prompt (made at the stage start, :mod:`irl_sft.llm`), and the
-trainer's ``ref_model`` is pi_t, the model at the stage start. The loss override computes the completion log-probs
+the current model's own generation y~ for that prompt (made at the stage start, :mod:`irl_sft.stages`), and the
+trainer's ``ref_model`` is pi_t, the model at the stage start. The ``compute_loss`` override (TRL's public hook) computes the completion log-probs
 of both models with :func:`irl_sft.losses.sequence_logps` and applies :func:`irl_sft.losses.irft_loss` (paper
 Sec. 4.2; SPIN's loss when there is one stage and pi_t is the SFT model). It equals TRL's own sigmoid DPO loss on
 the same batch (tested), so the override is there to make the paper's equation the code path, not to change it.
@@ -55,7 +55,11 @@ class IRFTTrainer(DPOTrainer):
         out = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], use_cache=False)
         return sequence_logps(out.logits, inputs["input_ids"], inputs["completion_mask"])
 
-    def _compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool) -> Any:
+    def compute_loss(
+        self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
+    ) -> Any:
+        """TRL's public loss hook: the IRFT loss of a collated batch (a mean over its pairs, as TRL's DPO loss; the
+        Trainer scales it for gradient accumulation)."""
         mode = "train" if self.model.training else "eval"
         policy_demo, policy_gen = self.completion_logps(model, inputs).chunk(2)
         with torch.no_grad():
