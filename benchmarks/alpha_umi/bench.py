@@ -106,7 +106,11 @@ def main() -> None:
             base,
             data["backbone"][:100],
             StageConfig(1e-3, 1.0, 0.0),
-            TrainConfig(max_length=1024, batch_size=8, args={"use_cpu": True, "disable_tqdm": True}),
+            TrainConfig(
+                max_length=1024,
+                batch_size=8,
+                args={"use_cpu": True, "disable_tqdm": True, "bf16": True, "gradient_checkpointing": True},
+            ),  # the study config's pinned SFT settings
             Path(d),
             name="bench",
         )

@@ -1,5 +1,5 @@
 """The agent loop with scripted models: call -> observation -> conclusion, errors as observations, the step limit,
-the single-LLM variant, and tools served over HTTP on 127.0.0.1."""
+the single-LLM variant, and tools served over HTTP on 127.0.0.1 (the generation server: test_server_generator.py)."""
 
 from __future__ import annotations
 
@@ -127,41 +127,3 @@ def test_http_tool_server_on_localhost() -> None:
         remote.add_http("sub", "not served", {"type": "object", "properties": {}}, server.url("sub"))
         err, status = remote.call("sub", "{}")  # the server answers with an error -> a tool error observation
         assert status == "tool_error" and "No such function name: sub" in json.loads(err)["error"]
-
-
-def test_server_generator_speaks_the_openai_completions_protocol() -> None:
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    from alpha_umi.infer import ServerGenerator
-
-    seen = []
-
-    class Fake(BaseHTTPRequestHandler):
-        def do_POST(self):
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            seen.append((self.path, body))
-            choices = [{"index": i, "text": f" out {i} "} for i in reversed(range(len(body["prompt"])))]
-            data = json.dumps({"choices": choices}).encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Fake)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        gen = ServerGenerator(
-            f"http://127.0.0.1:{server.server_address[1]}/v1", "alpha-umi-planner", max_new_tokens=7
-        )
-        assert gen(["p0 assistant: ", "p1"]) == ["out 0", "out 1"]  # ordered by index, stripped
-        path, body = seen[0]
-        assert path == "/v1/completions" and body["model"] == "alpha-umi-planner"
-        assert body["prompt"] == ["system: p0 assistant:", "system: p1"]  # as the models were trained
-        assert (body["max_tokens"], body["temperature"], body["stop"]) == (7, 0.0, ["</s>"])
-    finally:
-        server.shutdown()
-        server.server_close()

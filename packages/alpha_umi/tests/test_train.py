@@ -81,13 +81,8 @@ def test_static_pipeline_assembles_the_official_step_format() -> None:
             prompts_out["sum"].append(rest.removeprefix("conclusion: ").removesuffix(END))
     preds = predict_multi(trajs, gold("plan"), gold("call"), gold("sum"), progress=False)
     m = static_metrics(preds)
-    assert (m["plan_acc"], m["action_em"], m["arg_f1"], m["rouge_l"], m["hallucination"]) == (
-        100.0,
-        100.0,
-        100.0,
-        100.0,
-        0.0,
-    )
+    assert (m["plan_acc"], m["action_em"], m["arg_f1"], m["hallucination"]) == (100.0, 100.0, 100.0, 0.0)
+    assert m["rouge_l"] == pytest.approx(100.0, abs=1e-5)
     # the single-LLM path: gold backbone targets score 100 too
     from alpha_umi.data import backbone_samples
 
@@ -96,13 +91,13 @@ def test_static_pipeline_assembles_the_official_step_format() -> None:
     assert (single["plan_acc"], single["action_em"], single["arg_f1"]) == (100.0, 100.0, 100.0)
 
 
-@pytest.mark.parametrize("name", ["tiny", "study", "paper"])
+@pytest.mark.parametrize("name", ["tiny", "study", "paper", "paper_13b", "tiny_2proc"])
 def test_shipped_configs_validate_offline(name) -> None:
     from alpha_umi.experiment import ExperimentConfig
     from paperlab.config import compose, from_config
 
     cfg = from_config(ExperimentConfig, compose("alpha_umi", [f"experiment={name}"]))
-    if name == "paper":
+    if name.startswith("paper"):
         t = cfg.train
         assert (t.stage1.learning_rate, t.stage1.epochs, t.stage1.warmup_ratio) == (5e-5, 2, 0.4)
         assert (t.planner.learning_rate, t.planner.epochs, t.caller.epochs, t.summarizer.epochs) == (
@@ -126,11 +121,15 @@ def test_lora_run_saves_merged_weights_that_moved(tmp_path) -> None:
     )
     tiny_causal_lm(tokenizer=tok, layers=1, hidden=32, heads=2, seed=0).save_pretrained(tmp_path / "base")
     tok.save_pretrained(tmp_path / "base")
+    from paperlab.scale import LoraSpec, ScaleConfig
+
     cfg = TrainConfig(
         max_length=1024,
         batch_size=4,
-        lora={"r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"]},
         args={"use_cpu": True, "disable_tqdm": True},
+        scale=ScaleConfig(
+            precision="bf16-lora", lora=LoraSpec(r=4, alpha=8, target_modules=["q_proj", "v_proj"])
+        ),
     )
     path = sft(tmp_path / "base", data["caller"], StageConfig(1e-2, 1.0, 0.0), cfg, tmp_path, name="lora")
     base, tuned = _weights(tmp_path / "base"), _weights(path)

@@ -84,7 +84,8 @@ def check_trajectory(row: Any, where: str) -> Trajectory:
     if convs is None and "chains" in row:
         raise DataError(
             f"{where}: has 'chains' (ToolBench stage-1 raw data); expected 'conversations' (the stage-2 format with "
-            "assistant / caller / observation / conclusion turns, as raw_data_stage_2.json)"
+            "assistant / caller / observation / conclusion turns, as raw_data_stage_2.json); convert raw ToolBench with "
+            "`python -m alpha_umi.toolbench <data dir> <out.json>`"
         )
     tools = row.get("tools")
     if not isinstance(tools, list):

@@ -22,6 +22,7 @@ from typing import Any
 from alpha_umi.data import load_trajectories, role_datasets, training_text
 from alpha_umi.train import TrainConfig, glpft, load_done, single_llm, stage2_only
 from paperlab.config import require
+from paperlab.io import atomic_write_json
 from paperlab.report import plot_lines, results_dir, write_results
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,22 @@ class DataConfig:
 
 
 @dataclass
+class EvalConfig:
+    """lm-eval (``lm_eval``) on every trained model when ``lm_eval_tasks`` is set (the harness's task names, or
+    tasks of one's own in ``lm_eval_include_path``); ``lm_eval_limit`` examples per task (0: all)."""
+
+    lm_eval_tasks: list[str] = field(default_factory=list)
+    lm_eval_include_path: str = ""
+    lm_eval_limit: int = 0
+    lm_eval_batch_size: int = 8
+    lm_eval_num_fewshot: int = -1  # -1: the task's own default
+
+    def __post_init__(self) -> None:
+        require(self.lm_eval_limit >= 0, "eval.lm_eval_limit", self.lm_eval_limit, ">= 0")
+        require(self.lm_eval_batch_size >= 1, "eval.lm_eval_batch_size", self.lm_eval_batch_size, ">= 1")
+
+
+@dataclass
 class ExperimentConfig:
     name: str = "tiny"
     systems: list[str] = field(default_factory=lambda: list(SYSTEMS))
@@ -82,7 +99,11 @@ class ExperimentConfig:
     # "": generate locally; else an OpenAI-compatible server (e.g. vLLM) serving the trained models, each under the
     # name "<system slug>-<role>" (single-llm-backbone, alpha-umi-planner, ...)
     server: str = ""
+    server_concurrency: int = 8  # requests in flight
+    server_timeout_s: float = 120.0  # per request
+    server_retries: int = 4  # per request, exponential backoff from 1 s
     progress: bool = True
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
     def __post_init__(self) -> None:
         for s in self.systems:
@@ -108,23 +129,30 @@ def _data(cfg: ExperimentConfig) -> tuple[list[Any], list[Any], list[dict[str, A
 def _base(cfg: ExperimentConfig, data: dict[str, list[dict[str, Any]]], out: Path) -> Path:
     if cfg.model.base != "tiny":
         return Path(cfg.model.base) if Path(cfg.model.base).exists() else cfg.model.base  # type: ignore[return-value]
-    base = out / "base"
-    if not (base / "config.json").is_file():
-        from paperlab.models import tiny_causal_lm, train_tiny_tokenizer
+    from paperlab.scale import distributed_state
 
-        texts = [training_text(s, "")["prompt"] + s["target"] for r in data for s in data[r]]
-        tok = train_tiny_tokenizer(texts, vocab_size=cfg.model.vocab_size)
-        model = tiny_causal_lm(
-            tokenizer=tok,
-            layers=cfg.model.layers,
-            hidden=cfg.model.hidden,
-            heads=cfg.model.heads,
-            max_position=cfg.train.max_length,
-            seed=cfg.train.seed,
-        )
-        model.save_pretrained(base)
-        tok.save_pretrained(base)
+    base = out / "base"
+    with distributed_state().main_process_first():  # the main process builds it, the others then find it
+        if not (base / "config.json").is_file():
+            _build_tiny_base(cfg, data, base)
     return base
+
+
+def _build_tiny_base(cfg: ExperimentConfig, data: dict[str, list[dict[str, Any]]], base: Path) -> None:
+    from paperlab.models import tiny_causal_lm, train_tiny_tokenizer
+
+    texts = [training_text(s, "")["prompt"] + s["target"] for r in data for s in data[r]]
+    tok = train_tiny_tokenizer(texts, vocab_size=cfg.model.vocab_size)
+    model = tiny_causal_lm(
+        tokenizer=tok,
+        layers=cfg.model.layers,
+        hidden=cfg.model.hidden,
+        heads=cfg.model.heads,
+        max_position=cfg.train.max_length,
+        seed=cfg.train.seed,
+    )
+    model.save_pretrained(base)
+    tok.save_pretrained(base)
 
 
 def train_system(
@@ -137,6 +165,32 @@ def train_system(
     return stage2_only(base, data, cfg, out)
 
 
+def _generators(system: str, models: dict[str, Path], cfg: ExperimentConfig, out: Path) -> dict[str, Any]:
+    from alpha_umi.infer import Generator, ServerGenerator
+    from paperlab.scale import rank, world_size
+
+    slug = system.split(" ")[0].lower()
+    roles = [r for r in models if r != "backbone" or system == "single-LLM"]
+    if not cfg.server:
+        return {
+            r: Generator(models[r], cfg.max_new_tokens, cfg.train.max_length, cfg.generation_batch)
+            for r in roles
+        }
+    suffix = f".rank{rank()}" if world_size() > 1 else ""  # one cache file per process
+    return {
+        r: ServerGenerator(
+            cfg.server,
+            f"{slug}-{r}",
+            cfg.max_new_tokens,
+            timeout_s=cfg.server_timeout_s,
+            concurrency=cfg.server_concurrency,
+            retries=cfg.server_retries,
+            cache_path=out / "server_cache" / f"{slug}-{r}{suffix}.jsonl",
+        )
+        for r in roles
+    }
+
+
 def evaluate_system(
     system: str,
     models: dict[str, Path],
@@ -145,27 +199,27 @@ def evaluate_system(
     cfg: ExperimentConfig,
     out: Path,
 ) -> dict[str, Any]:
-    from alpha_umi.infer import Generator, ServerGenerator, predict_multi, predict_single
+    """Static metrics on ``test`` and live success on ``live``. Generation is sharded over the ranks (static
+    prompts by :class:`alpha_umi.infer.Sharded`, live tasks whole per rank), every rank gets every result, and
+    the main process alone writes the traces."""
+    from accelerate.utils import gather_object
+
+    from alpha_umi.infer import Sharded, predict_multi, predict_single
     from alpha_umi.metrics import static_metrics
+    from paperlab.scale import is_main_process, map_sharded, world_size
 
     slug = system.split(" ")[0].lower()
-    roles = [r for r in models if r != "backbone" or system == "single-LLM"]
-    if cfg.server:
-        gens: dict[str, Any] = {
-            r: ServerGenerator(cfg.server, f"{slug}-{r}", cfg.max_new_tokens) for r in roles
-        }
-    else:
-        gens = {
-            r: Generator(models[r], cfg.max_new_tokens, cfg.train.max_length, cfg.generation_batch)
-            for r in roles
-        }
+    gens = _generators(system, models, cfg, out)
+    sharded = {r: Sharded(g, release=True) for r, g in gens.items()}  # one role model resident at a time
     if system == "single-LLM":
-        steps = predict_single(test, gens["backbone"])
+        steps = predict_single(test, sharded["backbone"])
     else:
         steps = predict_multi(
-            test, gens["planner"], gens["caller"], gens["summarizer"], progress=cfg.progress
+            test, sharded["planner"], sharded["caller"], sharded["summarizer"], progress=cfg.progress
         )
     result: dict[str, Any] = static_metrics(steps)
+    local = sum(s.local for s in sharded.values())
+    result["prompts_per_rank"] = gather_object([local]) if world_size() > 1 else [local]
     if live:
         from tqdm.auto import tqdm
 
@@ -182,22 +236,60 @@ def evaluate_system(
                 summarizer=gens["summarizer"].one,
                 max_steps=cfg.max_steps,
             )
-        wins, calls, hallu = 0, 0, 0
-        for k, task in enumerate(tqdm(live, desc=f"live {system}", disable=not cfg.progress)):
-            trace = agent.run(instruction(task))
-            trace.save(out / "traces" / slug / f"task-{k:03d}.json")
-            wins += task_success(task, trace.status, trace.answer)
-            calls += trace.calls
-            hallu += trace.hallucinations
+
+        def run_tasks(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            done = []
+            for task in tqdm(tasks, desc=f"live {system}", disable=not cfg.progress):
+                trace = agent.run(instruction(task))
+                done.append(
+                    {"trace": asdict(trace), "success": task_success(task, trace.status, trace.answer)}
+                )
+            return done
+
+        runs = map_sharded(run_tasks, live)
+        if is_main_process():
+            for k, r in enumerate(runs):
+                atomic_write_json(out / "traces" / slug / f"task-{k:03d}.json", r["trace"])
         result.update(
-            success=100.0 * wins / len(live), calls_per_task=calls / len(live), hallucinated_calls=hallu
+            success=100.0 * sum(r["success"] for r in runs) / len(live),
+            calls_per_task=sum(r["trace"]["calls"] for r in runs) / len(live),
+            hallucinated_calls=sum(r["trace"]["hallucinations"] for r in runs),
         )
     return result
 
 
+def lm_eval_scores(models: dict[str, Path], ev: EvalConfig) -> dict[str, dict[str, dict[str, float]]]:
+    """``{role: {task: {metric: value}}}``: :func:`paperlab.evaluation.run_lm_eval` on each trained model of a
+    system (its model loaded on this rank's device), on the main process only (the others get ``{}``); the
+    process group's raised timeout covers the wait."""
+    from alpha_umi.tokens import load_tokenizer
+    from paperlab.evaluation import run_lm_eval
+    from paperlab.scale import distributed_state, is_main_process, load_for_inference
+
+    scores: dict[str, dict[str, dict[str, float]]] = {}
+    if ev.lm_eval_tasks and is_main_process():
+        for role, path in models.items():
+            scores[role] = run_lm_eval(
+                load_for_inference(path),
+                load_tokenizer(path),
+                ev.lm_eval_tasks,
+                include_path=ev.lm_eval_include_path or None,
+                limit=ev.lm_eval_limit or None,
+                batch_size=ev.lm_eval_batch_size,
+                num_fewshot=None if ev.lm_eval_num_fewshot < 0 else ev.lm_eval_num_fewshot,
+            )
+    if ev.lm_eval_tasks:
+        distributed_state().wait_for_everyone()
+    return scores
+
+
 def run(cfg: ExperimentConfig, out_dir: Path | None = None) -> dict[str, Any]:
+    """The experiment, under the launch ``cfg.train.scale`` names (checked first); the main process writes."""
+    from paperlab.scale import check_launch, distributed_state, is_main_process
     from paperlab.seed import seed_everything
 
+    distributed_state(cfg.train.scale.timeout_s)  # before anything starts the process group
+    check_launch(cfg.train.scale, "alpha_umi")
     seed_everything(cfg.train.seed)
     out = Path(out_dir) if out_dir is not None else results_dir("alpha_umi", cfg.name)
     train, test, live = _data(cfg)
@@ -208,6 +300,9 @@ def run(cfg: ExperimentConfig, out_dir: Path | None = None) -> dict[str, Any]:
     for system in cfg.systems:
         models = train_system(system, base, data, cfg.train, out / "models")
         results[system] = evaluate_system(system, models, test, live, cfg, out)
+        lm = lm_eval_scores(models, cfg.eval)
+        if lm:
+            results[system]["lm_eval"] = lm
         for role, path in models.items():
             losses[f"{system}: {role}"] = load_done(path.parent)["losses"]
         log.info("%s: %s", system, results[system])
@@ -217,6 +312,8 @@ def run(cfg: ExperimentConfig, out_dir: Path | None = None) -> dict[str, Any]:
         "results": results,
         "paper_table1_ood": PAPER_TABLE1_OOD,
     }
+    if not is_main_process():
+        return metrics
     keys = ["plan_acc", "action_em", "hallucination", "arg_f1", "rouge_l", "success"]
     rows = [{"system": s, **{k: results[s].get(k, "") for k in keys}} for s in results]
     rows += [

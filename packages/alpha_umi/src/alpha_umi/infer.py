@@ -16,20 +16,53 @@ from alpha_umi.runtime import backbone_to_agent_text, cut_plan
 
 Batch = Callable[[Sequence[str]], list[str]]
 
+__all__ = ["Batch", "Generator", "ServerGenerator", "Sharded", "predict_multi", "predict_single"]
+
 
 class Generator:
-    """``gen(prompts) -> completions``: greedy, stops at EOS, prompts longer than ``max_length - max_new_tokens``
-    tokens keep their end (the official training truncates from the left)."""
+    """``gen(prompts) -> completions``: greedy, stops at EOS, on this rank's own device
+    (:func:`paperlab.scale.load_for_inference`: bf16 on CUDA, fp32 on CPU); prompts are encoded as at training
+    (:func:`alpha_umi.tokens.encode_prompt`, BOS included) and longer than ``max_length - max_new_tokens`` tokens
+    keep their end (the official training truncates from the left). The model loads at its first use and
+    :meth:`release` frees it, so the static evaluation holds one role model at a time."""
 
     def __init__(
-        self, model_dir: str | Path, max_new_tokens: int = 64, max_length: int = 4096, batch_size: int = 16
+        self,
+        model_dir: str | Path,
+        max_new_tokens: int = 64,
+        max_length: int = 4096,
+        batch_size: int = 16,
+        dtype: str = "auto",
     ) -> None:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from alpha_umi.tokens import load_tokenizer
 
-        self.tok = AutoTokenizer.from_pretrained(model_dir)
-        self.model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+        self.tok = load_tokenizer(model_dir)
+        self.model_dir, self.dtype, self._model = model_dir, dtype, None
         self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
         self.budget = max_length - max_new_tokens
+
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            from paperlab.scale import load_for_inference
+
+            self._model = load_for_inference(self.model_dir, dtype=self.dtype)
+        return self._model
+
+    def release(self) -> None:
+        """Free the model (it loads again when next needed)."""
+        import gc
+
+        self._model = None
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def encode(self, prompts: Sequence[str]) -> list[list[int]]:
+        """The ids the model reads for each role input."""
+        from alpha_umi.tokens import encode_prompt
+
+        return [encode_prompt(self.tok, p)[-self.budget :] for p in prompts]
 
     @torch.no_grad()
     def __call__(self, prompts: Sequence[str]) -> list[str]:
@@ -37,10 +70,7 @@ class Generator:
         side, tok.padding_side = tok.padding_side, "left"
         try:
             for s in range(0, len(prompts), self.batch_size):
-                ids = [
-                    tok(prompt_text(p), add_special_tokens=False)["input_ids"][-self.budget :]
-                    for p in prompts[s : s + self.batch_size]
-                ]
+                ids = self.encode(prompts[s : s + self.batch_size])
                 enc = tok.pad({"input_ids": ids}, return_tensors="pt").to(self.model.device)
                 gen = self.model.generate(
                     **enc,
@@ -59,9 +89,11 @@ class Generator:
 
 
 class ServerGenerator:
-    """The same interface on an OpenAI-compatible completions server (vLLM, TGI, ...): ``POST <base_url>/completions``
-    with the prompt text, greedy (temperature 0), stopping at ``stop``. Serve each trained role model under a name
-    and give that name as ``model``."""
+    """The same interface on an OpenAI-compatible completions server (vLLM, TGI, ...) through
+    :class:`paperlab.serving.OpenAIServer`: one request per prompt in the trained format (``system: <input>``),
+    greedy, stopping at ``stop``, at most ``concurrency`` in flight, ``timeout_s`` each, retried with backoff, and
+    cached in the JSONL ``cache_path`` so a restarted evaluation asks only for what is missing. Serve each trained
+    role model under a name and give that name as ``model``."""
 
     def __init__(
         self,
@@ -69,38 +101,60 @@ class ServerGenerator:
         model: str,
         max_new_tokens: int = 64,
         stop: Sequence[str] = (END,),
-        timeout: float = 600.0,
+        *,
+        timeout_s: float = 120.0,
+        concurrency: int = 8,
+        retries: int = 4,
+        backoff_s: float = 1.0,
+        cache_path: str | Path | None = None,
     ) -> None:
-        self.url = base_url.rstrip("/") + "/completions"
-        self.model, self.max_new_tokens, self.stop, self.timeout = model, max_new_tokens, list(stop), timeout
+        from paperlab.serving import OpenAIServer, ServerConfig
+
+        self.server = OpenAIServer(
+            ServerConfig(
+                base_url=base_url,
+                model=model,
+                max_tokens=max_new_tokens,
+                stop=list(stop),
+                timeout_s=timeout_s,
+                concurrency=concurrency,
+                retries=retries,
+                backoff_s=backoff_s,
+                cache_path=str(cache_path) if cache_path is not None else None,
+            )
+        )
+
+    @property
+    def requests(self) -> int:
+        """Requests sent so far (retries included)."""
+        return self.server.requests_sent
 
     def __call__(self, prompts: Sequence[str]) -> list[str]:
-        import json
-        import urllib.request
-
-        if not prompts:
-            return []
-        body = {
-            "model": self.model,
-            "prompt": [prompt_text(p) for p in prompts],
-            "max_tokens": self.max_new_tokens,
-            "temperature": 0.0,
-            "stop": self.stop,
-        }
-        req = urllib.request.Request(
-            self.url,
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        with urllib.request.urlopen(req, timeout=self.timeout) as r:
-            choices = json.loads(r.read().decode())["choices"]
-        if len(choices) != len(prompts):
-            raise RuntimeError(f"{self.url}: {len(choices)} completions for {len(prompts)} prompts")
-        return [c["text"].strip() for c in sorted(choices, key=lambda c: c.get("index", 0))]
+        return [t.strip() for t in self.server.complete([prompt_text(p) for p in prompts])]
 
     def one(self, prompt: str) -> str:
         return self([prompt])[0]
+
+
+class Sharded:
+    """A batch generator whose prompts are split over the ranks (:func:`paperlab.scale.map_sharded`): every rank
+    gets every completion, in order; ``local`` counts the prompts this rank generated. With ``release`` the
+    generator's model is freed after each call (the static evaluation calls each role once)."""
+
+    def __init__(self, gen: Batch, release: bool = False) -> None:
+        self.gen, self.local, self.release = gen, 0, release
+
+    def __call__(self, prompts: Sequence[str]) -> list[str]:
+        from paperlab.scale import map_sharded
+
+        def mine(shard: list[str]) -> list[str]:
+            self.local += len(shard)
+            return self.gen(shard)
+
+        out = map_sharded(mine, list(prompts))
+        if self.release and hasattr(self.gen, "release"):
+            self.gen.release()
+        return out
 
 
 def predict_multi(

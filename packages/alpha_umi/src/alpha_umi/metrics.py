@@ -11,16 +11,17 @@ reference's call steps), **Hallucination** (share of all steps whose predicted t
 **Argument F1** (over call steps; 0 when the tool differs; a reference argument present in the prediction counts 1 if
 its value is equal and 0.5 otherwise -- the official "half match" -- giving recall over the reference's arguments and
 precision over the prediction's; ``easy`` = steps whose reference takes no arguments, ``hard`` = the others), and
-**R-L** (ROUGE-L F of the answer on the reference's conclusion steps).
+**R-L** (ROUGE-L F of the answer on the reference's conclusion steps, with the ``rouge`` package as the official
+script: sentences split at ``.``, case-sensitive, summary-level LCS -- not ``rouge-score``, whose numbers differ and
+are not comparable to Table 1).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Sequence
 from typing import Any
-
-from paperlab.metrics import rouge_l
 
 GIVE_UP, FINISH, CALL = "give up", "finish", "call"
 
@@ -69,6 +70,24 @@ def argument_f1(reference: str, prediction: str) -> tuple[float, bool] | None:
     recall, precision = matched / len(ref), matched / len(cand) if cand else 0.0
     f1 = 2 * recall * precision / (recall + precision) if recall + precision > 0 else 0.0
     return f1, False
+
+
+def rouge_l(predictions: Sequence[str], references: Sequence[str]) -> float:
+    """Mean ROUGE-L F (0-1) of each prediction against its reference with the ``rouge`` package (official
+    ``evaluate_rougel``: ``Rouge().get_scores(hyps, refs, avg=True)["rouge-l"]["f"]``). A pair the package cannot
+    score (an empty hypothesis or reference, where the official script stops with ``ValueError``) scores 0."""
+    from rouge import Rouge
+
+    if len(predictions) != len(references):
+        raise ValueError(f"{len(predictions)} predictions but {len(references)} references")
+    if not references:
+        return 0.0
+    scorer = Rouge(metrics=["rouge-l"])
+    total = 0.0
+    for pred, ref in zip(predictions, references, strict=True):
+        with contextlib.suppress(ValueError):  # "Hypothesis is empty." / "Reference is empty."
+            total += scorer.get_scores(pred, ref)[0]["rouge-l"]["f"]
+    return total / len(references)
 
 
 def _mean(xs: Sequence[float]) -> float:

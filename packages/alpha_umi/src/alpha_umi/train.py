@@ -7,7 +7,9 @@
   fine-tuned on its own sub-task data only.
 
 Every SFT step sees ``system: <input>`` as the prompt and ``<target><eos>`` as the completion, with the loss on the
-completion only (official ``train.py``). The single-LLM baseline is the backbone trained on the stage-1 data alone;
+completion only, tokenized as at inference and cut from the left (:mod:`alpha_umi.tokens`, official ``train.py``).
+The model is loaded and laid out by paperlab's scale contract (``train.scale``: launch, precision, LoRA,
+checkpointing) and saved with ``trainer.save_model`` (sharded weights gathered). The single-LLM baseline is the backbone trained on the stage-1 data alone;
 the "stage-2 only" ablation trains the three roles from the base model.
 
 Each run writes ``<out>/<name>/model`` and a ``done.json`` (a finished run is reused), and Trainer checkpoints in
@@ -21,9 +23,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from alpha_umi.data import ROLES, training_text
+from alpha_umi.data import ROLES
 from paperlab.config import require
 from paperlab.io import atomic_write_json, read_json
+from paperlab.scale import ScaleConfig
 
 log = logging.getLogger(__name__)
 
@@ -53,19 +56,80 @@ class TrainConfig:
     caller: StageConfig = field(default_factory=lambda: StageConfig(1e-5, 1.0, 0.2, 0.01))
     summarizer: StageConfig = field(default_factory=lambda: StageConfig(1e-5, 2.0, 0.4, 0.01))
     baseline_epochs: float = 0.0  # single-LLM epochs; 0: stage1.epochs + max stage-2 epochs (equal passes)
-    lora: dict[str, Any] = field(default_factory=dict)  # peft LoraConfig fields; {} = full fine-tuning
+    grad_accum: int = 1  # official GA=1
     seed: int = 0
-    args: dict[str, Any] = field(
-        default_factory=dict
-    )  # any other SFTConfig field (bf16, use_cpu, save_steps, ...)
+    args: dict[str, Any] = field(default_factory=dict)  # any other SFTConfig field (use_cpu, save_steps, ...)
+    # launch, GPUs, precision (fp32 | bf16-mixed | bf16-lora with scale.lora), gradient checkpointing, timeout
+    scale: ScaleConfig = field(default_factory=ScaleConfig)
 
     def __post_init__(self) -> None:
         require(self.max_length >= 16, "train.max_length", self.max_length, ">= 16")
         require(self.batch_size >= 1, "train.batch_size", self.batch_size, ">= 1")
+        require(self.grad_accum >= 1, "train.grad_accum", self.grad_accum, ">= 1")
         require(self.baseline_epochs >= 0, "train.baseline_epochs", self.baseline_epochs, ">= 0")
 
     def stage(self, role: str) -> StageConfig:
         return getattr(self, role)
+
+
+def make_trainer(
+    start: str | Path, samples: list[dict[str, Any]], stage: StageConfig, cfg: TrainConfig, run_dir: Path
+):
+    """(``SFTTrainer``, samples truncated) for one run: the model at ``start`` loaded through
+    :func:`paperlab.scale.load_for_training` (fp32 master weights or a LoRA adapter on a bf16 base, never the
+    checkpoint's own fp16), the rows of :func:`alpha_umi.tokens.sft_rows` (left-truncated, none dropped: TRL's own
+    truncation is off), ``trainer_kwargs(cfg.scale)`` merged under ``cfg.args``."""
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    from alpha_umi.tokens import load_tokenizer, sft_rows
+    from paperlab.scale import load_for_training, trainer_kwargs
+
+    tok = load_tokenizer(start)
+    rows, truncated = sft_rows(tok, samples, cfg.max_length)
+    args = SFTConfig(
+        **{
+            "output_dir": str(run_dir / "trainer"),
+            "learning_rate": stage.learning_rate,
+            "num_train_epochs": stage.epochs,
+            "warmup_steps": stage.warmup_ratio,  # a float < 1 is a fraction of the steps (transformers 5)
+            "weight_decay": stage.weight_decay,
+            "lr_scheduler_type": stage.scheduler,
+            "per_device_train_batch_size": cfg.batch_size,
+            "gradient_accumulation_steps": cfg.grad_accum,
+            "max_length": None,  # rows are already cut (keep the end); TRL would keep the start and drop samples
+            "completion_only_loss": True,
+            "seed": cfg.seed,
+            "save_strategy": "no",
+            "report_to": [],
+            "logging_steps": 10,
+            **trainer_kwargs(cfg.scale),
+            **cfg.args,
+        }
+    )
+    model = load_for_training(start, cfg.scale)  # after the args: ZeRO-3 partitions at load
+    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok)
+    return trainer, truncated
+
+
+def _save(trainer: Any, cfg: TrainConfig, start: str | Path, model_dir: Path) -> None:
+    """The trained model as a plain checkpoint in ``model_dir``: ``trainer.save_model`` (gathers ZeRO-3 / FSDP
+    shards, writes on the main process); a LoRA run saves its adapter and the main process merges it into the
+    fp32 base."""
+    if not cfg.scale.uses_lora:
+        trainer.save_model(str(model_dir))
+        return
+    adapter = model_dir.parent / "adapter"
+    trainer.save_model(str(adapter))
+    if trainer.accelerator.is_main_process:
+        import torch
+        from peft import PeftModel
+        from transformers import AutoModelForCausalLM
+
+        base = AutoModelForCausalLM.from_pretrained(str(start), dtype=torch.float32)
+        PeftModel.from_pretrained(base, str(adapter)).merge_and_unload().save_pretrained(model_dir)
+        trainer.processing_class.save_pretrained(model_dir)
+    trainer.accelerator.wait_for_everyone()
 
 
 def sft(
@@ -79,67 +143,52 @@ def sft(
 ) -> Path:
     """Fine-tune the model at ``start`` on ``samples`` (role samples with ``input``/``target``); returns the saved
     model directory. A finished run (``done.json``) is not redone; an interrupted one resumes from its last Trainer
-    checkpoint."""
-    from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import SFTConfig, SFTTrainer
+    checkpoint. Under DDP the replicas are checked equal at the end (their digest goes into ``done.json``)."""
+    from paperlab.scale import assert_replicas_equal
 
     run_dir = out / name
     model_dir = run_dir / "model"
     if (run_dir / "done.json").is_file():
         return model_dir
-    tok = AutoTokenizer.from_pretrained(start)
-    model = AutoModelForCausalLM.from_pretrained(start)
-    rows = [training_text(s, tok.eos_token) for s in samples]
-    args = {
-        "output_dir": str(run_dir / "trainer"),
-        "learning_rate": stage.learning_rate,
-        "num_train_epochs": stage.epochs,
-        "warmup_steps": stage.warmup_ratio,  # a float < 1 is a fraction of the steps (transformers 5)
-        "weight_decay": stage.weight_decay,
-        "lr_scheduler_type": stage.scheduler,
-        "per_device_train_batch_size": cfg.batch_size,
-        "max_length": cfg.max_length,
-        "completion_only_loss": True,
-        "seed": cfg.seed,
-        "save_strategy": "no",
-        "report_to": [],
-        "logging_steps": 10,
-        **cfg.args,
-    }
-    peft_config = None
-    if cfg.lora:
-        from peft import LoraConfig
-
-        peft_config = LoraConfig(task_type="CAUSAL_LM", **cfg.lora)
-    trainer = SFTTrainer(
-        model=model,
-        args=SFTConfig(**args),
-        train_dataset=Dataset.from_list(rows),
-        processing_class=tok,
-        peft_config=peft_config,
-    )
+    trainer, truncated = make_trainer(start, samples, stage, cfg, run_dir)
     resume = any((run_dir / "trainer").glob("checkpoint-*"))
     result = trainer.train(resume_from_checkpoint=True if resume else None)
-    final = trainer.model.merge_and_unload() if cfg.lora else trainer.model
+    digest = (
+        None if cfg.scale.sharded else assert_replicas_equal(trainer.accelerator.unwrap_model(trainer.model))
+    )
+    _save(trainer, cfg, start, model_dir)
     if trainer.accelerator.is_main_process:
-        final.save_pretrained(model_dir)
-        tok.save_pretrained(model_dir)
         losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
         atomic_write_json(
             run_dir / "done.json",
             {
                 "name": name,
                 "start": str(start),
-                "samples": len(rows),
+                "samples": len(samples),
+                "truncated": truncated,
                 "train_loss": result.training_loss,
                 "losses": losses,
                 "stage": asdict(stage),
+                "weights_digest": digest,
             },
         )
     trainer.accelerator.wait_for_everyone()
-    log.info("%s: %d samples, train loss %.4f -> %s", name, len(rows), result.training_loss, model_dir)
+    log.info("%s: %d samples, train loss %.4f -> %s", name, len(samples), result.training_loss, model_dir)
+    _release(trainer)
     return model_dir
+
+
+def _release(trainer: Any) -> None:
+    """Free the run's model, optimizer and (DeepSpeed) engine before the next stage loads its own."""
+    import gc
+
+    import torch
+
+    trainer.accelerator.free_memory()
+    trainer.model = trainer.model_wrapped = trainer.optimizer = trainer.lr_scheduler = None
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def glpft(
