@@ -3,10 +3,10 @@
 import json
 
 import pytest
-import torch
 
 from paperlab.evaluation import run_lm_eval
 from paperlab.models import tiny_model_and_tokenizer
+from paperlab.testing import choice_accuracy
 
 ROWS = [
     {"q": "The cat sat on the", "choices": ["mat", "moon"], "gold": 0},
@@ -28,15 +28,6 @@ def write_task(folder):
     )
 
 
-@torch.no_grad()
-def loglikelihood(model, tok, context: str, continuation: str) -> float:
-    ctx = tok(context, add_special_tokens=False)["input_ids"]
-    cont = tok(context + continuation, add_special_tokens=False)["input_ids"][len(ctx) :]
-    ids = torch.tensor([ctx + cont])
-    logp = model(input_ids=ids).logits.log_softmax(-1)[0, len(ctx) - 1 : -1]
-    return float(logp.gather(-1, torch.tensor(cont)[:, None]).sum())
-
-
 @pytest.mark.slow
 def test_lm_eval_accuracy_equals_the_argmax_of_loglikelihoods(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
@@ -44,12 +35,9 @@ def test_lm_eval_accuracy_equals_the_argmax_of_loglikelihoods(tmp_path, monkeypa
     model, tok = tiny_model_and_tokenizer(seed=3)
     model.train()
     out = run_lm_eval(model, tok, ["tiny_mc"], include_path=tmp_path, batch_size=2)
-    expected = sum(
-        # lm_eval joins question and choice with its target delimiter, a space
-        max(range(len(r["choices"])), key=lambda i: loglikelihood(model, tok, r["q"], " " + r["choices"][i]))
-        == r["gold"]
-        for r in ROWS
-    ) / len(ROWS)
+    rows = [{"question": r["q"], "choices": r["choices"], "label": r["gold"]} for r in ROWS]
+    expected = choice_accuracy(model, tok, rows)  # lm_eval joins question and choice with a space
+    assert 0 < expected < 1  # the tiny model gets some items right and some wrong: the check can fail
     assert out["tiny_mc"]["acc"] == pytest.approx(expected)
     assert model.training  # mode restored
 

@@ -75,14 +75,16 @@ def test_tiny_pipeline_evaluates_every_iteration_with_the_judge(tmp_path) -> Non
     assert "win_rate_vs_sft" in md
 
 
+ROWS = [
+    {"question": "the cat sat on the", "choices": [" mat", " sun"], "label": 0},
+    {"question": "a dog", "choices": [" barked", " the"], "label": 0},
+    {"question": "the sun", "choices": [" rose", " mat"], "label": 0},
+]
+
+
 def _local_task(tmp_path) -> str:
-    rows = [
-        {"question": "the cat sat on the", "choices": [" mat", " sun"], "label": 0},
-        {"question": "a dog", "choices": [" barked", " the"], "label": 0},
-        {"question": "the sun", "choices": [" rose", " mat"], "label": 0},
-    ]
     data = tmp_path / "tiny_mc.jsonl"
-    data.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    data.write_text("\n".join(json.dumps(r) for r in ROWS) + "\n")
     (tmp_path / "tiny_mc.yaml").write_text(
         "task: aihf_tiny_mc\n"
         "dataset_path: json\n"
@@ -99,8 +101,8 @@ def _local_task(tmp_path) -> str:
 
 @pytest.mark.slow
 def test_lm_eval_runs_on_a_local_task_offline(tmp_path) -> None:
-    """eval.lm_eval_tasks with a local task file (tiny JSONL + task YAML): lm_eval's accuracy of the tiny policy,
-    a number in [0, 1] over the 3 items (a multiple of 1/3)."""
+    """eval.lm_eval_tasks with a local task file (tiny JSONL + task YAML): lm_eval's accuracy of the tiny policy
+    equals the argmax of its log-likelihoods over the 3 items."""
     from aihf.llm_eval import lm_eval_numbers
 
     model, tok = tiny_model_and_tokenizer(seed=0)
@@ -108,5 +110,7 @@ def test_lm_eval_runs_on_a_local_task_offline(tmp_path) -> None:
         lm_eval_tasks=["aihf_tiny_mc"], lm_eval_include_path=_local_task(tmp_path), lm_eval_batch_size=2
     )
     out = lm_eval_numbers(model, tok, cfg)
-    acc = out["aihf_tiny_mc"]["acc"]
-    assert 0.0 <= acc <= 1.0 and abs(acc * 3 - round(acc * 3)) < 1e-9
+    from paperlab.testing import choice_accuracy
+
+    # lm-eval's number is the policy's own choice by log-likelihood, computed directly
+    assert out["aihf_tiny_mc"]["acc"] == choice_accuracy(model, tok, ROWS)

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import json
 
+ROWS = [
+    {"question": "Action: get_price", "choices": [" Action Input:", " observation"], "label": 0},
+    {"question": "Next:", "choices": [" caller.", " the"], "label": 0},
+    {"question": "conclusion:", "choices": [" give up.", " Action"], "label": 0},
+]
+
 
 def _local_task(tmp_path) -> str:
-    rows = [
-        {"question": "Action: get_price", "choices": [" Action Input:", " observation"], "label": 0},
-        {"question": "Next:", "choices": [" caller.", " the"], "label": 0},
-        {"question": "conclusion:", "choices": [" give up.", " Action"], "label": 0},
-    ]
     data = tmp_path / "au_mc.jsonl"
-    data.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    data.write_text("\n".join(json.dumps(r) for r in ROWS) + "\n")
     (tmp_path / "au_mc.yaml").write_text(
         "task: alpha_umi_tiny_mc\n"
         "dataset_path: json\n"
@@ -39,5 +40,10 @@ def test_lm_eval_runs_on_each_trained_model_offline(bos_base, tmp_path) -> None:
     out = lm_eval_scores({"planner": base, "caller": base}, ev)
     assert set(out) == {"planner", "caller"}
     acc = out["planner"]["alpha_umi_tiny_mc"]["acc"]
-    assert 0.0 <= acc <= 1.0 and abs(acc * 3 - round(acc * 3)) < 1e-9  # over the 3 items
+    # lm-eval's number is the model's own choice by log-likelihood, computed directly
+    from alpha_umi.tokens import load_tokenizer
+    from paperlab.scale import load_for_inference
+    from paperlab.testing import choice_accuracy
+
+    assert acc == choice_accuracy(load_for_inference(base), load_tokenizer(base), ROWS)
     assert out["caller"]["alpha_umi_tiny_mc"]["acc"] == acc  # the same weights, the same number

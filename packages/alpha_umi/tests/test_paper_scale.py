@@ -77,7 +77,7 @@ def test_tiny_pipeline_under_two_processes(tmp_path) -> None:
     assert (
         len(per_rank) == 2 and min(per_rank) > 0 and abs(per_rank[0] - per_rank[1]) <= 3
     )  # generation sharded
-    assert 0 <= res["plan_acc"] <= 100 and res["steps"] > 0
+    assert res["steps"] > 0
     for run_name in ("glpft-stage1", "glpft-planner", "glpft-caller", "glpft-summarizer"):
         done = json.loads((out / "models" / run_name / "done.json").read_text())
         saved = AutoModelForCausalLM.from_pretrained(out / "models" / run_name / "model")

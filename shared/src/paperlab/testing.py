@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from paperlab.io import WRITE_LOG_ENV
 
@@ -102,3 +103,26 @@ def run_two_processes(
             f"\n--- stderr (end)\n{proc.stderr[-6000:]}"
         )
     return run
+
+
+def choice_accuracy(
+    model: Any, tokenizer: Any, rows: Sequence[Mapping[str, Any]], delimiter: str = " "
+) -> float:
+    """Multiple-choice accuracy computed directly, to check an lm-eval run against: for each row (``question``,
+    ``choices``, ``label``) the choice of the largest summed log-likelihood of ``delimiter + choice`` after the
+    question (lm-eval's ``acc`` for ``output_type: multiple_choice``, its default target delimiter a space)."""
+    import torch
+
+    @torch.no_grad()
+    def loglikelihood(context: str, continuation: str) -> float:
+        ctx = tokenizer(context, add_special_tokens=False)["input_ids"]
+        cont = tokenizer(context + continuation, add_special_tokens=False)["input_ids"][len(ctx) :]
+        ids = torch.tensor([ctx + cont], device=next(model.parameters()).device)
+        logp = model(input_ids=ids).logits.float().log_softmax(-1)[0, len(ctx) - 1 : -1]
+        return float(logp.gather(-1, torch.tensor(cont, device=logp.device)[:, None]).sum())
+
+    hits = 0
+    for r in rows:
+        scores = [loglikelihood(r["question"], delimiter + c) for c in r["choices"]]
+        hits += max(range(len(scores)), key=scores.__getitem__) == int(r["label"])
+    return hits / len(rows)
