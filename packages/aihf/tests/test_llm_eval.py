@@ -82,35 +82,19 @@ ROWS = [
 ]
 
 
-def _local_task(tmp_path) -> str:
-    data = tmp_path / "tiny_mc.jsonl"
-    data.write_text("\n".join(json.dumps(r) for r in ROWS) + "\n")
-    (tmp_path / "tiny_mc.yaml").write_text(
-        "task: aihf_tiny_mc\n"
-        "dataset_path: json\n"
-        f"dataset_kwargs:\n  data_files:\n    test: {data}\n"
-        "test_split: test\n"
-        "output_type: multiple_choice\n"
-        'doc_to_text: "{{question}}"\n'
-        'doc_to_choice: "{{choices}}"\n'
-        'doc_to_target: "{{label}}"\n'
-        "metric_list:\n  - metric: acc\n"
-    )
-    return str(tmp_path)
-
-
 @pytest.mark.slow
 def test_lm_eval_runs_on_a_local_task_offline(tmp_path) -> None:
     """eval.lm_eval_tasks with a local task file (tiny JSONL + task YAML): lm_eval's accuracy of the tiny policy
     equals the argmax of its log-likelihoods over the 3 items."""
     from aihf.llm_eval import lm_eval_numbers
+    from paperlab.testing import choice_accuracy, write_choice_task
 
     model, tok = tiny_model_and_tokenizer(seed=0)
     cfg = EvalConfig(
-        lm_eval_tasks=["aihf_tiny_mc"], lm_eval_include_path=_local_task(tmp_path), lm_eval_batch_size=2
+        lm_eval_tasks=["aihf_tiny_mc"],
+        lm_eval_include_path=str(write_choice_task(tmp_path, "aihf_tiny_mc", ROWS)),
+        lm_eval_batch_size=2,
     )
     out = lm_eval_numbers(model, tok, cfg)
-    from paperlab.testing import choice_accuracy
-
     # lm-eval's number is the policy's own choice by log-likelihood, computed directly
     assert out["aihf_tiny_mc"]["acc"] == choice_accuracy(model, tok, ROWS)

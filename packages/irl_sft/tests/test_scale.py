@@ -80,28 +80,6 @@ def test_tiny_irft_under_two_processes(tmp_path) -> None:
     assert (out / "stage-1" / "model" / "model.safetensors").is_file()
 
 
-def _local_task(tmp_path):
-    """A two-choice task lm-eval reads offline: "count from a by 1:" continued right (a+1) or wrong (a+5)."""
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    rows = [
-        {"question": f"count from {a} by 1:", "right": f" {a + 1}", "wrong": f" {a + 5}"} for a in range(8)
-    ]
-    data = tmp_path / "count.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (tmp_path / "count.yaml").write_text(
-        "task: irl_count\n"
-        "dataset_path: json\n"
-        f"dataset_kwargs:\n  data_files:\n    test: {data}\n"
-        "test_split: test\n"
-        "output_type: multiple_choice\n"
-        "doc_to_text: '{{question}}'\n"
-        "doc_to_choice: '{{[right, wrong]}}'\n"
-        "doc_to_target: 0\n"
-        "metric_list:\n  - metric: acc\n"
-    )
-    return tmp_path
-
-
 @pytest.mark.slow  # ~45 s: a one-stage run and three lm-eval passes
 def test_lm_eval_runs_on_every_stage_model_from_a_local_task(tmp_path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -109,8 +87,14 @@ def test_lm_eval_runs_on_every_stage_model_from_a_local_task(tmp_path) -> None:
     from irl_sft.evaluate import EvalConfig
     from irl_sft.llm import DataConfig, LLMConfig, run_llm
     from paperlab.evaluation import run_lm_eval
+    from paperlab.testing import write_choice_task
 
-    tasks = _local_task(tmp_path / "tasks")
+    # "count from a by 1:" continued right (a + 1) or wrong (a + 5)
+    rows = [
+        {"question": f"count from {a} by 1:", "choices": [f" {a + 1}", f" {a + 5}"], "label": 0}
+        for a in range(8)
+    ]
+    tasks = write_choice_task(tmp_path / "tasks", "irl_count", rows)
     cfg = LLMConfig(
         data=DataConfig(demos="synthetic", eval_demos=8),
         stages=1,

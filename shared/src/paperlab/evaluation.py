@@ -77,3 +77,29 @@ def run_lm_eval(
         results[task] = clean
     log.info("lm_eval: %s", {t: m.get("acc", m) for t, m in results.items()})
     return results
+
+
+def lm_eval_from_config(model: Any, tokenizer: Any, cfg: Any) -> dict[str, dict[str, float]]:
+    """:func:`run_lm_eval` with the settings of a package's evaluation config, on the main process only (``{}`` on
+    the others and when ``cfg.lm_eval_tasks`` is empty; the caller's ranks wait under the raised process-group
+    timeout). Fields read, each optional but the first: ``lm_eval_tasks``, ``lm_eval_include_path`` ("": lm-eval's
+    own tasks), ``lm_eval_limit`` (0: all; below 1: a fraction; else a count), ``lm_eval_batch_size`` (8),
+    ``lm_eval_num_fewshot`` (None or -1: each task's default)."""
+    from paperlab.scale import is_main_process
+
+    tasks = list(cfg.lm_eval_tasks or [])
+    if not tasks or not is_main_process():
+        return {}
+    limit = getattr(cfg, "lm_eval_limit", 0) or None
+    if limit is not None and limit >= 1:
+        limit = int(limit)
+    shots = getattr(cfg, "lm_eval_num_fewshot", None)
+    return run_lm_eval(
+        model,
+        tokenizer,
+        tasks,
+        include_path=getattr(cfg, "lm_eval_include_path", "") or None,
+        limit=limit,
+        batch_size=getattr(cfg, "lm_eval_batch_size", 8),
+        num_fewshot=None if shots is None or shots < 0 else int(shots),
+    )

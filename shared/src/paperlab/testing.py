@@ -126,3 +126,23 @@ def choice_accuracy(
         scores = [loglikelihood(r["question"], delimiter + c) for c in r["choices"]]
         hits += max(range(len(scores)), key=scores.__getitem__) == int(r["label"])
     return hits / len(rows)
+
+
+def write_choice_task(folder: str | Path, task: str, rows: Sequence[Mapping[str, Any]]) -> Path:
+    """A local lm-eval multiple-choice task, read offline: ``<folder>/<task>.jsonl`` with ``rows`` (``question``,
+    ``choices``, ``label``) and ``<folder>/<task>.yaml``, accuracy as its metric. Returns ``folder``, the
+    ``include_path`` to give lm-eval; :func:`choice_accuracy` computes the same accuracy directly."""
+    import json
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    data = folder / f"{task}.jsonl"
+    data.write_text("".join(json.dumps(dict(r)) + "\n" for r in rows))
+    (folder / f"{task}.yaml").write_text(
+        f"task: {task}\ndataset_path: json\n"
+        f"dataset_kwargs:\n  data_files:\n    test: {data}\n"
+        "test_split: test\noutput_type: multiple_choice\n"
+        'doc_to_text: "{{question}}"\ndoc_to_choice: "{{choices}}"\ndoc_to_target: "{{label}}"\n'
+        "metric_list:\n  - metric: acc\n"
+    )
+    return folder

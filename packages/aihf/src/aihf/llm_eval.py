@@ -189,19 +189,7 @@ def judge_summary(scores: Sequence[float], base_scores: Sequence[float]) -> dict
 
 
 def lm_eval_numbers(model: Any, tokenizer: Any, cfg: EvalConfig) -> dict[str, dict[str, float]]:
-    """:func:`paperlab.evaluation.run_lm_eval` on ``cfg.lm_eval_tasks`` (empty: nothing)."""
-    if not cfg.lm_eval_tasks:
-        return {}
-    from paperlab.evaluation import run_lm_eval
+    """lm-eval on ``cfg.lm_eval_tasks`` (:func:`paperlab.evaluation.lm_eval_from_config`: main process only)."""
+    from paperlab.evaluation import lm_eval_from_config
 
-    limit = cfg.lm_eval_limit or None
-    if limit is not None and limit >= 1:
-        limit = int(limit)
-    return run_lm_eval(
-        model,
-        tokenizer,
-        cfg.lm_eval_tasks,
-        include_path=cfg.lm_eval_include_path or None,
-        limit=limit,
-        batch_size=cfg.lm_eval_batch_size,
-    )
+    return lm_eval_from_config(model, tokenizer, cfg)

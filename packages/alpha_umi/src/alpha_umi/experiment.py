@@ -263,21 +263,13 @@ def lm_eval_scores(models: dict[str, Path], ev: EvalConfig) -> dict[str, dict[st
     system (its model loaded on this rank's device), on the main process only (the others get ``{}``); the
     process group's raised timeout covers the wait."""
     from alpha_umi.tokens import load_tokenizer
-    from paperlab.evaluation import run_lm_eval
+    from paperlab.evaluation import lm_eval_from_config
     from paperlab.scale import distributed_state, is_main_process, load_for_inference
 
     scores: dict[str, dict[str, dict[str, float]]] = {}
     if ev.lm_eval_tasks and is_main_process():
         for role, path in models.items():
-            scores[role] = run_lm_eval(
-                load_for_inference(path),
-                load_tokenizer(path),
-                ev.lm_eval_tasks,
-                include_path=ev.lm_eval_include_path or None,
-                limit=ev.lm_eval_limit or None,
-                batch_size=ev.lm_eval_batch_size,
-                num_fewshot=None if ev.lm_eval_num_fewshot < 0 else ev.lm_eval_num_fewshot,
-            )
+            scores[role] = lm_eval_from_config(load_for_inference(path), load_tokenizer(path), ev)
     if ev.lm_eval_tasks:
         distributed_state().wait_for_everyone()
     return scores

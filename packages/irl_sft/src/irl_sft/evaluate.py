@@ -17,7 +17,7 @@ import torch
 
 from irl_sft.losses import sequence_logps
 from paperlab.config import require
-from paperlab.scale import is_main_process, map_sharded
+from paperlab.scale import map_sharded
 
 
 @dataclass
@@ -128,16 +128,6 @@ def evaluate(
 
 def lm_eval_scores(cfg: EvalConfig, model: Any, tok: Any) -> dict[str, dict[str, float]]:
     """lm-eval's ``{task: {metric: value}}`` for ``model`` on the main process ({} elsewhere and without tasks)."""
-    if not cfg.lm_eval_tasks or not is_main_process():
-        return {}
-    from paperlab.evaluation import run_lm_eval
+    from paperlab.evaluation import lm_eval_from_config
 
-    return run_lm_eval(
-        model,
-        tok,
-        cfg.lm_eval_tasks,
-        include_path=cfg.lm_eval_include_path or None,
-        limit=cfg.lm_eval_limit or None,
-        batch_size=cfg.lm_eval_batch_size,
-        num_fewshot=None if cfg.lm_eval_num_fewshot < 0 else cfg.lm_eval_num_fewshot,
-    )
+    return lm_eval_from_config(model, tok, cfg)

@@ -182,21 +182,13 @@ def lm_eval_scores(
     """Main process: lm-eval on the trained model (``paperlab.evaluation.run_lm_eval``) for ``eval.lm_eval_tasks``;
     under ZeRO-3 / FSDP the weights in memory are shards, so the saved ``final`` model is loaded instead. The
     other ranks wait (the process group's timeout is ``train.scale.timeout_s``)."""
-    from paperlab.evaluation import run_lm_eval
+    from paperlab.evaluation import lm_eval_from_config
 
     if not ev.lm_eval_tasks or not is_main_process():
         return {}
     if sharded:
         model = load_for_inference(final)
-    return run_lm_eval(
-        model,
-        tokenizer,
-        ev.lm_eval_tasks,
-        include_path=ev.lm_eval_include_path or None,
-        limit=ev.lm_eval_limit or None,
-        batch_size=ev.lm_eval_batch_size,
-        num_fewshot=ev.lm_eval_num_fewshot,
-    )
+    return lm_eval_from_config(model, tokenizer, ev)
 
 
 def _config_hash(cfg: ExperimentConfig) -> str:
