@@ -118,3 +118,51 @@ def test_jsonl_rows_carry_their_line_numbers_and_bad_lines_are_named(tmp_path) -
         read_jsonl(path)
     with pytest.raises(DataError, match="no such file"):
         read_jsonl(tmp_path / "missing.jsonl")
+
+
+def test_jsonl_lines_split_at_newline_only(tmp_path) -> None:
+    """U+0085, U+2028 and form feed are legal unescaped inside JSON strings: str.splitlines() would break there."""
+    from paperlab.io import JsonlCache, read_jsonl
+
+    rows = [{"key": "a", "text": "one\x85two"}, {"key": "b", "text": "x\u2028y\x0cz"}]
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    assert read_jsonl(path) == rows
+    cache = JsonlCache(tmp_path / "cache.jsonl")
+    cache.extend(rows)
+    again = JsonlCache(tmp_path / "cache.jsonl")
+    assert again.get("b") == rows[1] and len(again) == 2
+
+
+def test_jsonl_errors_name_encoding_and_arrays(tmp_path) -> None:
+    from paperlab.io import DataError, read_jsonl
+
+    latin = tmp_path / "latin.jsonl"
+    latin.write_bytes(b'{"a": 1}\n{"a": "caf\xe9"}\n')
+    with pytest.raises(DataError, match=r"latin\.jsonl:2: not UTF-8"):
+        read_jsonl(latin)
+    array = tmp_path / "array.jsonl"
+    array.write_text('[{"a": 1},\n {"a": 2}]\n')
+    with pytest.raises(DataError, match=r"array\.jsonl:1: .*JSON array, JSONL holds one object per line"):
+        read_jsonl(array)
+    bom = tmp_path / "bom.jsonl"
+    bom.write_bytes(b'\xef\xbb\xbf{"a": 1}\r\n{"a": 2}\r\n')
+    assert read_jsonl(bom) == [{"a": 1}, {"a": 2}]
+
+
+def test_atomic_writes_respect_the_umask(tmp_path) -> None:
+    import os
+    import stat
+
+    from paperlab.io import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        mode = stat.S_IMODE(atomic_write_text(tmp_path / "results.md", "x").stat().st_mode)
+        plain = tmp_path / "plain.md"
+        plain.write_text("x")
+        assert mode == stat.S_IMODE(plain.stat().st_mode) == 0o644
+        os.umask(0o077)
+        assert stat.S_IMODE(atomic_write_text(tmp_path / "private.md", "x").stat().st_mode) == 0o600
+    finally:
+        os.umask(old)

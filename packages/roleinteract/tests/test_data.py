@@ -100,3 +100,15 @@ def test_two_files_with_one_stem_are_refused(tmp_path: Path) -> None:
     p2 = write_items(tmp_path / "b" / "x.json", [raw_item()])
     with pytest.raises(DataFormatError, match="stem"):
         load_benchmark([p1, p2])
+
+
+def test_jsonl_with_nel_and_line_separators_inside_strings_loads(tmp_path: Path) -> None:
+    """The shipped SocialBench text holds U+0085; JSONL written with ensure_ascii=False keeps it raw in the line."""
+    raws = [raw_item(), raw_item()]
+    raws[0]["dialogue"][0]["value"] = "well\x85 then"
+    raws[1]["dialogue"][1]["value"] = "a\u2028b"
+    path = tmp_path / "items.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in raws), encoding="utf-8")
+    items = load_items(path)
+    assert len(items) == 2
+    assert (items[0].dialogue[0].text, items[1].dialogue[1].text) == ("well\x85 then", "a\u2028b")

@@ -30,8 +30,22 @@ _QUIET_HYDRA = (
 )
 
 
-class ConfigError(ValueError):
+class UserError(ValueError):
+    """A mistake in what the user gave (a config value, a data file): the message says where and what was
+    expected. An entry point made by :func:`hydra_entry` prints it as one line and exits 2, without a traceback."""
+
+
+class ConfigError(UserError):
     """A config value is missing, unknown, or not what was expected; the message names the field."""
+
+
+class Interrupted(BaseException):
+    """SIGTERM, turned by :func:`hydra_entry` into an exception so that ``finally`` blocks and context managers
+    run as they do for Ctrl-C (``KeyboardInterrupt``)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"signal {signum}")
+        self.signum = signum
 
 
 def require(condition: bool, field: str, value: Any, expected: str) -> None:
@@ -169,29 +183,61 @@ def hydra_entry(package: str, run: Callable[[Any], Any], config_name: str = "con
     """A ``main()`` for ``python -m <package>`` and the ``<package>-run`` console script.
 
     It runs Hydra on ``<package>/conf/<config_name>.yaml`` (command-line overrides as usual,
-    ``experiment=<exp>``), without output folders or a change of directory, and calls ``run(cfg)``. A
-    :class:`ConfigError` ends the program with its message and exit code 2 instead of a traceback.
+    ``experiment=<exp>``), without output folders or a change of directory, and calls ``run(cfg)``.
+
+    The exit contract: a :class:`UserError` (config or data) prints one line and exits 2, as does a config Hydra
+    cannot compose (an unknown key, a bad override: Hydra prints its own message); Ctrl-C exits 130 and SIGTERM 143,
+    each after one line saying that what was written is kept and the same command resumes; anything else is a bug
+    and keeps its traceback (exit 1).
     """
 
     def main() -> None:
+        import signal
+
         import hydra
 
         user = sys.argv[1:]
-        for setting in _QUIET_HYDRA:
-            key = setting.split("=", 1)[0]
-            if not any(arg.split("=", 1)[0].lstrip("+~") == key for arg in user):
-                sys.argv.append(setting)
+        # our settings go first: Hydra's flags (--cfg job, --help, --info) may follow the user's overrides, and
+        # argparse refuses an override after a flag
+        quiet = [
+            s
+            for s in _QUIET_HYDRA
+            if not any(arg.split("=", 1)[0].lstrip("+~") == s.split("=", 1)[0] for arg in user)
+        ]
+        sys.argv[1:1] = quiet
+        started = False
+
+        def on_term(signum: int, frame: Any) -> None:
+            raise Interrupted(signum)
 
         @hydra.main(
             config_path=f"pkg://{package}.conf", config_name=config_name, version_base=HYDRA_VERSION_BASE
         )
         def _main(cfg: Any) -> None:
+            nonlocal started
+            started = True
             try:
                 run(cfg)
-            except ConfigError as err:
-                print(f"{package}: config error: {err}", file=sys.stderr)
+            except UserError as err:
+                print(f"{package}: error: {err}", file=sys.stderr)
                 sys.exit(2)
+            except KeyboardInterrupt:
+                print(f"{package}: interrupted; what was written is kept, rerun the same command to resume",
+                      file=sys.stderr)  # fmt: skip
+                sys.exit(130)
+            except Interrupted as sig:
+                print(f"{package}: stopped by signal {sig.signum}; what was written is kept, rerun the same "
+                      "command to resume", file=sys.stderr)  # fmt: skip
+                sys.exit(128 + sig.signum)
 
-        _main()
+        previous = signal.signal(signal.SIGTERM, on_term)
+        try:
+            _main()
+        except SystemExit as done:
+            if not started and done.code == 1:  # Hydra could not compose the config: the user's mistake
+                sys.exit(2)
+            raise
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
     return main

@@ -11,7 +11,14 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from paperlab.config import UserError
 from paperlab.seed import get_rng_state, set_rng_state
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _atomic(path: Path, write: Callable[[Any], None], mode: str) -> Path:
@@ -19,6 +26,7 @@ def _atomic(path: Path, write: Callable[[Any], None], mode: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # as a plain open() would create it (mkstemp makes it 0600)
         with os.fdopen(fd, mode) as handle:
             write(handle)
             handle.flush()
@@ -79,7 +87,7 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     return _atomic(Path(path), lambda h: torch.save(obj, h), "wb")
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """A data file or row that cannot be used; the message names the file, the line or row, and the field."""
 
 
@@ -90,19 +98,35 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(
-                    f"{path}:{number}: not valid JSON ({err.msg} at column {err.colno})"
-                ) from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
-            yield number, row
+    # split at "\n" only: str.splitlines() also breaks at U+0085, U+2028, form feed ..., which JSON strings may
+    # hold unescaped
+    for number, line in enumerate(_read_text(path).split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            hint = ""
+            if number == 1 and line.lstrip().startswith("["):
+                hint = "; the file looks like a JSON array, JSONL holds one object per line"
+            raise DataError(
+                f"{path}:{number}: not valid JSON ({err.msg} at column {err.colno}){hint}"
+            ) from None
+        if not isinstance(row, dict):
+            raise DataError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
+        yield number, row
+
+
+def _read_text(path: Path) -> str:
+    """A user's text file as UTF-8; another encoding is a :class:`DataError` naming the file and line."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")  # a leading byte-order mark is dropped
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise DataError(
+            f"{path}:{line}: not UTF-8 text (byte {data[err.start]:#x}); save the file as UTF-8"
+        ) from None
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
@@ -141,7 +165,9 @@ class JsonlCache:
             self._load()
 
     def _load(self) -> None:
-        lines = self.path.read_text(encoding="utf-8").splitlines()
+        lines = self.path.read_text(encoding="utf-8").split("\n")
+        while lines and not lines[-1]:
+            lines.pop()
         good: list[str] = []
         for number, line in enumerate(lines, start=1):
             if not line.strip():

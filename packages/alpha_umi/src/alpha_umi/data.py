@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from paperlab.io import DataError
+from paperlab.io import DataError, read_jsonl
 
 ROLES = ("planner", "caller", "summarizer")
 SPEAKERS = ("user", "assistant", "caller", "observation", "conclusion")
@@ -120,14 +120,13 @@ def load_trajectories(path: str | Path) -> list[Trajectory]:
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     text = path.read_text(encoding="utf-8")
-    try:
-        rows = (
-            json.loads(text)
-            if text.lstrip().startswith("[")
-            else [json.loads(x) for x in text.splitlines() if x.strip()]
-        )
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path}: not valid JSON / JSONL ({e})") from e
+    if text.lstrip().startswith("["):
+        try:
+            rows = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}:{e.lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
+    else:
+        rows = read_jsonl(path)  # names the bad line; lines split at "\n" only
     return [check_trajectory(r, f"{path}: item {i}") for i, r in enumerate(rows)]
 
 

@@ -140,7 +140,7 @@ def run_build(config: ExperimentConfig) -> dict[str, Any]:
     seconds = time.time() - start
     report = results_dir(PACKAGE, "build")
     diagrams = [
-        json.loads(line) for line in (out / "meta" / "diagrams.jsonl").read_text().splitlines() if line
+        json.loads(line) for line in (out / "meta" / "diagrams.jsonl").read_text().split("\n") if line
     ]
     sheet = contact_sheet(out, diagrams, report / "contact_sheet.png", config.contact_sheet)
     rows = []

@@ -189,7 +189,9 @@ def load_items(path: str | Path, limit: int | None = None) -> list[Item]:
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".jsonl":
         raw_items = []
-        for number, line in enumerate(text.splitlines(), start=1):
+        for number, line in enumerate(
+            text.split("\n"), start=1
+        ):  # not splitlines(): U+0085 / U+2028 in strings
             if line.strip():
                 try:
                     raw_items.append(json.loads(line))

@@ -1,0 +1,123 @@
+"""The entry-point contract of paperlab.config.hydra_entry, run as a real program: Hydra's flags after an override,
+one line and exit 2 for a config or data error (Hydra's own included), 130 / 143 on Ctrl-C / SIGTERM with the
+``finally`` blocks run, a bug keeps its traceback."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+MAIN = """
+import os, sys, time
+from pathlib import Path
+from paperlab.config import ConfigError, hydra_entry
+from paperlab.io import DataError
+
+def run(cfg):
+    what = cfg.what
+    if what == "config":
+        raise ConfigError("train.lr=-1: expected a positive float")
+    if what == "data":
+        raise DataError("data.jsonl:3: field 'prompt' missing")
+    if what == "bug":
+        raise RuntimeError("a bug")
+    if what == "wait":
+        try:
+            Path(os.environ["READY"]).write_text("ready")
+            time.sleep(60)
+        finally:
+            Path(os.environ["READY"]).write_text("cleaned up")
+    print("ran", what)
+
+hydra_entry("entrypkg", run)()
+"""
+
+
+@pytest.fixture
+def program(tmp_path):
+    pkg = tmp_path / "entrypkg"
+    (pkg / "conf" / "experiment").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "conf" / "__init__.py").write_text("")
+    (pkg / "conf" / "config.yaml").write_text(
+        textwrap.dedent(
+            """
+            defaults:
+              - _self_
+              - experiment: tiny
+            what: ok
+            """
+        )
+    )
+    (pkg / "conf" / "experiment" / "tiny.yaml").write_text("# @package _global_\n{}\n")
+    (tmp_path / "main.py").write_text(MAIN)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "READY": str(tmp_path / "ready")}
+
+    def start(*args: str, **kw):
+        return subprocess.Popen(
+            [sys.executable, str(tmp_path / "main.py"), *args],
+            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw,
+        )  # fmt: skip
+
+    def call(*args: str):
+        proc = start(*args)
+        out, err = proc.communicate(timeout=120)
+        return proc.returncode, out, err
+
+    call.start = start
+    call.ready = tmp_path / "ready"
+    return call
+
+
+def test_hydra_flags_after_an_override(program):
+    code, out, err = program("experiment=tiny", "--cfg", "job")
+    assert code == 0, err
+    assert "what: ok" in out
+    code, out, _ = program("what=fine")
+    assert (code, out.strip().splitlines()[-1]) == (0, "ran fine")
+
+
+@pytest.mark.parametrize(
+    ("what", "line"),
+    [
+        ("config", "entrypkg: error: train.lr=-1: expected a positive float"),
+        ("data", "entrypkg: error: data.jsonl:3: field 'prompt' missing"),
+    ],
+)
+def test_user_errors_are_one_line_and_exit_2(program, what, line):
+    code, _, err = program(f"what={what}")
+    assert code == 2
+    assert err.strip().splitlines() == [line]
+
+
+def test_hydra_composition_errors_exit_2(program):
+    code, _, err = program("no_such_key=1")
+    assert code == 2 and "no_such_key" in err
+    code, _, err = program("experiment=absent")
+    assert code == 2 and "absent" in err
+
+
+def test_a_bug_keeps_its_traceback(program):
+    code, _, err = program("what=bug")
+    assert code == 1 and "RuntimeError: a bug" in err
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupts_run_cleanup_and_exit_128_plus_the_signal(program, sig, code):
+    proc = program.start("what=wait")
+    deadline = time.monotonic() + 60
+    while not (program.ready.exists() and program.ready.read_text() == "ready"):
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code
+    assert program.ready.read_text() == "cleaned up"
+    (last,) = err.strip().splitlines()
+    assert "rerun the same command to resume" in last
