@@ -78,9 +78,15 @@ def test_bad_trajectories_name_the_file_item_and_field(tmp_path) -> None:
 
 
 def test_jsonl_trajectories_name_the_bad_line_and_keep_line_separators(tmp_path) -> None:
-    ok = {"tools": [{"Name": "f"}], "instruction": "q\u2028r", "conversations": [{"from": "user", "value": "q"}]}
+    ok = {
+        "tools": [{"Name": "f"}],
+        "instruction": "q\u2028r",
+        "conversations": [{"from": "user", "value": "q"}],
+    }
     path = tmp_path / "t.jsonl"
-    path.write_text(json.dumps(ok, ensure_ascii=False) + "\n" + json.dumps(ok) + "\n{broken\n", encoding="utf-8")
+    path.write_text(
+        json.dumps(ok, ensure_ascii=False) + "\n" + json.dumps(ok) + "\n{broken\n", encoding="utf-8"
+    )
     with pytest.raises(DataError, match=r"t\.jsonl:3: not valid JSON"):
         load_trajectories(path)
     path.write_text("".join(json.dumps(ok, ensure_ascii=False) + "\n" for _ in range(2)), encoding="utf-8")

@@ -10,13 +10,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from paperlab.config import UserError
+
 ENV_DATA = "PAPERLAB_DATA"
 ENV_REQUIRE = "PAPERLAB_REQUIRE_DATA"
 ENV_CACHE = "PAPERLAB_CACHE"
 
 
-class DataUnavailableError(FileNotFoundError):
-    """The real data folder (or a file in it) is absent."""
+class DataUnavailableError(UserError, FileNotFoundError):
+    """The real data folder (or a file in it) is absent (a :class:`~paperlab.config.UserError`: exit 2)."""
 
 
 def repo_root(start: Path | None = None) -> Path | None:

@@ -18,6 +18,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from paperlab.io import DataError
+
 # The nine categories of the published files (official `dataset.py`, `format_prompt`).
 SA_STYLE = "Individual-SA-RoleStyle"
 SA_KNOWLEDGE = "Individual-SA-RoleKnowledge"
@@ -55,7 +57,7 @@ PUBLISHED_FILES = {
 }
 
 
-class DataFormatError(ValueError):
+class DataFormatError(DataError):
     """A benchmark file does not follow the published format; the message names file, index and field."""
 
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from paperlab.io import DataError
+
 BEHAVIOURS = ("view", "click", "cart", "fav", "buy")  # micro-behaviour vocabulary; index 0 of ops is padding
 
 
-class DataFormatError(ValueError):
+class DataFormatError(DataError):
     """A data file does not have the expected format; the message names the file, line and column."""
 
 
