@@ -166,3 +166,31 @@ def test_atomic_writes_respect_the_umask(tmp_path) -> None:
         assert stat.S_IMODE(atomic_write_text(tmp_path / "private.md", "x").stat().st_mode) == 0o600
     finally:
         os.umask(old)
+
+
+def test_derived_key_changes_with_every_setting_and_input(tmp_path) -> None:
+    import dataclasses
+    import os
+
+    from paperlab.io import derived_key
+
+    @dataclasses.dataclass
+    class Prep:
+        name: str = "a"
+        min_len: int = 2
+
+    data = tmp_path / "train.txt"
+    data.write_text("1 2 3\n")
+    base = derived_key(Prep(), [data], drop=["name"])
+    assert derived_key(Prep(name="b"), [data], drop=["name"]) == base  # dropped: does not change the result
+    assert derived_key(Prep(min_len=3), [data], drop=["name"]) != base
+    other = tmp_path / "other.txt"
+    other.write_text("1 2 3\n")
+    assert derived_key(Prep(), [other], drop=["name"]) != base  # another file, even with the same content
+    assert derived_key(Prep(), [tmp_path / "absent.txt"]) != derived_key(Prep(), [data])
+    data.write_text("1 2 3 4\n")
+    assert derived_key(Prep(), [data], drop=["name"]) != base
+    before = derived_key(Prep(), [tmp_path])
+    os.utime(other, ns=(1, 1))
+    assert derived_key(Prep(), [tmp_path]) != before  # a folder's files count one by one
+    assert len(base) == 12

@@ -264,3 +264,31 @@ def load_checkpoint(
     if restore_rng:
         set_rng_state(state["rng"])
     return state
+
+
+def derived_key(
+    settings: Any, inputs: Iterable[str | Path] = (), *, drop: Iterable[str] = (), length: int = 12
+) -> str:
+    """The key of a derived file (a cache, a prepared split, trained tiny weights): a digest of every setting that
+    changes it and of the files it was derived from, so that a change of either can never reuse a stale result.
+
+    ``settings``: a dataclass, mapping or any JSON-able value (``drop``: top-level fields that do not change the
+    result, e.g. ``name``, ``progress``). ``inputs``: files (or folders, walked) named by their resolved path, size
+    and modification time; a missing one counts as absent, so that creating it changes the key."""
+    import dataclasses
+    import hashlib
+
+    if dataclasses.is_dataclass(settings) and not isinstance(settings, type):
+        settings = dataclasses.asdict(settings)
+    dropped = set(drop)
+    if isinstance(settings, dict) and dropped:
+        settings = {k: v for k, v in settings.items() if k not in dropped}
+    stamps = []
+    for item in inputs:
+        path = Path(item).expanduser().resolve()
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for f in files:
+            st = f.stat() if f.exists() else None
+            stamps.append([str(f), st.st_size if st else None, st.st_mtime_ns if st else None])
+    payload = json.dumps([settings, stamps], sort_keys=True, default=_json_default)
+    return hashlib.sha256(payload.encode()).hexdigest()[:length]
