@@ -96,11 +96,15 @@ def test_user_errors_are_one_line_and_exit_2(program, what, line):
     assert err.strip().splitlines() == [line]
 
 
-def test_hydra_composition_errors_exit_2(program):
-    code, _, err = program("no_such_key=1")
-    assert code == 2 and "no_such_key" in err
-    code, _, err = program("experiment=absent")
-    assert code == 2 and "absent" in err
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [("no_such_key=1", "no_such_key"), ("experiment=absent", "absent"), ("what=[unclosed", "what=[unclosed")],
+)
+def test_hydra_composition_errors_are_one_line_and_exit_2(program, override, named):
+    code, _, err = program(override)
+    assert code == 2
+    (line,) = err.strip().splitlines()
+    assert line.startswith("entrypkg: error: ") and named in line
 
 
 def test_a_bug_keeps_its_traceback(program):

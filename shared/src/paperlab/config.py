@@ -179,6 +179,39 @@ def setup_logging(level: int | str = logging.INFO) -> None:
     root.setLevel(level)
 
 
+def _one_line(err: BaseException) -> str:
+    """An exception and its causes as one line (Hydra's and OmegaConf's messages span several)."""
+    parts: list[str] = []
+    seen: BaseException | None = err
+    while seen is not None and len(parts) < 3:
+        text = " ".join(line.strip() for line in str(seen).splitlines() if line.strip())
+        text = text.split(" Config search path:")[0]
+        if text and not any(text in p for p in parts):
+            parts.append(text.rstrip("."))
+        seen = seen.__cause__ or seen.__context__
+    return "; ".join(parts) or type(err).__name__
+
+
+def _composition_problem(package: str, user: Sequence[str], config_name: str) -> str | None:
+    """Compose the config as :func:`hydra_entry` will, before Hydra runs, to report a bad override (unknown key,
+    missing experiment, bad syntax) as one line; None when it composes, or when Hydra's own flags or ``hydra.*``
+    overrides are given (Hydra checks those itself)."""
+    if any(arg.startswith("-") or arg.lstrip("+~").startswith("hydra") for arg in user):
+        return None
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        compose(package, user, config_name)
+    except (HydraException, OmegaConfBaseException, ValueError) as err:
+        return f"{_one_line(err)} (overrides: {' '.join(user)})"
+    finally:
+        from hydra.core.global_hydra import GlobalHydra
+
+        GlobalHydra.instance().clear()
+    return None
+
+
 def hydra_entry(package: str, run: Callable[[Any], Any], config_name: str = "config") -> Callable[[], None]:
     """A ``main()`` for ``python -m <package>`` and the ``<package>-run`` console script.
 
@@ -206,6 +239,10 @@ def hydra_entry(package: str, run: Callable[[Any], Any], config_name: str = "con
         ]
         sys.argv[1:1] = quiet
         started = False
+        problem = _composition_problem(package, user, config_name)
+        if problem:
+            print(f"{package}: error: {problem}", file=sys.stderr)
+            sys.exit(2)
 
         def on_term(signum: int, frame: Any) -> None:
             raise Interrupted(signum)

@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -146,3 +146,126 @@ def write_choice_task(folder: str | Path, task: str, rows: Sequence[Mapping[str,
         "metric_list:\n  - metric: acc\n"
     )
     return folder
+
+
+@dataclass
+class KillResume:
+    """What :func:`kill_and_resume` saw: the reference run's atomic writes, and per kill point the write it was
+    killed after, its exit code (143 when the signal landed, 0 when the run had already finished) and the
+    resumed run's exit code."""
+
+    reference_writes: int
+    kills: list[dict[str, Any]]
+
+    @property
+    def landed(self) -> int:
+        return sum(1 for k in self.kills if k["returncode"] == 143)
+
+
+def _watch_writes(log: Path) -> int:
+    try:
+        return sum(1 for _ in log.open(encoding="utf-8"))
+    except FileNotFoundError:
+        return 0
+
+
+def _half_written(root: Path) -> list[Path]:
+    """Temporary files an atomic write leaves only when killed mid-write (paperlab.io names them ``.<name>.*.tmp``)."""
+    return sorted(p for p in root.rglob(".*.tmp") if p.is_file())
+
+
+def kill_and_resume(
+    args: Sequence[str],
+    *,
+    workdir: str | Path,
+    outputs: Callable[[Path], Any],
+    kills: int = 3,
+    seed: int = 0,
+    env: Mapping[str, str] | None = None,
+    timeout_s: float = 600,
+) -> KillResume:
+    """The kill-and-resume contract of a resumable run, checked with numbers.
+
+    ``args`` (a command; ``{cwd}`` in any argument becomes the run's folder) runs once uninterrupted in
+    ``workdir/reference``, counting its atomic writes (``PAPERLAB_WRITE_LOG``). Then, per kill point, a fresh
+    ``workdir/kill<i>`` runs it again and gets SIGTERM right after its k-th atomic write plus a short random
+    delay (k and the delay drawn from ``seed``, so mid-step kills are covered too); the killed run must exit 143
+    (or 0 if it had finished), leave no half-written file, and the rerun in the same folder must exit 0 with
+    ``outputs(folder)`` equal to the reference's. At least one kill must land. Returns what happened."""
+    import random
+    import signal
+    import time
+
+    rng = random.Random(seed)
+    workdir = Path(workdir)
+    base_env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", **(env or {})}
+
+    def start(cwd: Path) -> tuple[subprocess.Popen, Path]:
+        cwd.mkdir(parents=True, exist_ok=True)
+        log = workdir / f"{cwd.name}.writes.tsv"
+        log.unlink(missing_ok=True)
+        cmd = [a.replace("{cwd}", str(cwd)) for a in args]
+        # streams to files, not pipes: a chatty run must not block on a full pipe before the kill point
+        out = open(workdir / f"{cwd.name}.{len(list(workdir.glob(cwd.name + '.*.out')))}.out", "w+")  # noqa: SIM115
+        proc = subprocess.Popen(
+            cmd,
+            cwd=cwd,
+            env={**base_env, WRITE_LOG_ENV: str(log)},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        proc.paperlab_out = out  # type: ignore[attr-defined]
+        return proc, log
+
+    def finish(proc: subprocess.Popen, what: str) -> tuple[int, str]:
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise AssertionError(f"{what}: still running after {timeout_s} s") from None
+        out = proc.paperlab_out  # type: ignore[attr-defined]
+        out.seek(0)
+        text = out.read()
+        out.close()
+        return proc.returncode, text
+
+    ref_dir = workdir / "reference"
+    proc, log = start(ref_dir)
+    rc, err = finish(proc, "reference run")
+    assert rc == 0, f"reference run {' '.join(args)} exited {rc}:\n{err[-4000:]}"
+    total = _watch_writes(log)
+    assert total > 0, f"reference run {' '.join(args)} made no atomic write: nothing to resume from"
+    expected = outputs(ref_dir)
+    points = sorted(rng.sample(range(1, total + 1), min(kills, total)))
+    seen: list[dict[str, Any]] = []
+    for i, k in enumerate(points):
+        cwd = workdir / f"kill{i}"
+        delay = rng.uniform(0.0, 0.4)
+        proc, log = start(cwd)
+        deadline = time.monotonic() + timeout_s
+        while proc.poll() is None and _watch_writes(log) < k and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(delay)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        rc, err = finish(proc, f"run killed after write {k}")
+        assert rc in (0, 143), (
+            f"killed after write {k}: exit {rc}, expected 143 (or 0 if done):\n{err[-4000:]}"
+        )
+        if rc == 143:
+            lines = [line for line in err.splitlines() if "resume" in line]
+            assert lines, f"killed after write {k}: no line saying how to resume in stderr:\n{err[-2000:]}"
+        left = _half_written(cwd)
+        assert not left, f"killed after write {k}: half-written files left: {left}"
+        proc, _ = start(cwd)
+        rc2, err2 = finish(proc, f"rerun after the kill at write {k}")
+        assert rc2 == 0, f"rerun after the kill at write {k} exited {rc2}:\n{err2[-4000:]}"
+        got = outputs(cwd)
+        assert got == expected, (
+            f"resumed after the kill at write {k}: outputs differ\n{got!r}\n!=\n{expected!r}"
+        )
+        seen.append({"after_write": k, "delay_s": round(delay, 3), "returncode": rc})
+    result = KillResume(total, seen)
+    assert result.landed >= 1, f"no kill landed before the run finished: {seen}"
+    return result
