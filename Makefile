@@ -41,7 +41,10 @@ EXPERIMENTS :=
 PAPER_DRY :=
 -include $(wildcard packages/*/package.mk)
 
-.PHONY: help setup test test-shared test-cross $(addprefix test-,$(PACKAGES)) demo bench lint format clean paper-dry gpu-smoke
+FUZZ_EXAMPLES ?= 1000
+FUZZ_SEED ?= 20261203
+
+.PHONY: fuzz help setup test test-shared test-cross $(addprefix test-,$(PACKAGES)) demo bench lint format clean paper-dry gpu-smoke
 
 help: ## list every target
 	@echo "paperlab targets:"
@@ -92,6 +95,13 @@ demo: setup ## the main job: every package's tiny end-to-end experiment -> resul
 	  printf '%s\t%s\t%s\t%s\n' "$$pkg" "$$target" "$$status" "$$(( $$(date +%s) - start ))" >> results/demo/status.tsv; \
 	done
 	@$(PY) -m paperlab.workspace summary results/demo/status.tsv results/demo/summary.md
+
+fuzz: setup ## every loader's fuzz test at FUZZ_EXAMPLES examples (seed FUZZ_SEED) -> results/fuzz/summary.md
+	@mkdir -p results/fuzz
+	@rm -f results/fuzz/report.jsonl
+	OMP_NUM_THREADS=1 PAPERLAB_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) PAPERLAB_FUZZ_SEED=$(FUZZ_SEED) \
+	  PAPERLAB_FUZZ_REPORT=$(abspath results/fuzz/report.jsonl) $(PYTEST) $(XDIST) -q -k fuzz $(TEST_DIRS)
+	$(PY) -m paperlab.fuzz results/fuzz/report.jsonl results/fuzz/summary.md
 
 bench: setup ## speed/memory benchmarks of every package -> results/bench/<name>.json
 	@mkdir -p results/bench

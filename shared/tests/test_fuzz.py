@@ -105,3 +105,36 @@ def test_kill_and_resume_catches_a_job_that_restarts_from_scratch(tmp_path):
             [sys.executable, str(SCRIPT), "--no-resume"], workdir=tmp_path,
             outputs=lambda d: json.loads((d / "result.json").read_text()), kills=2, seed=1,
         )  # fmt: skip
+
+
+def test_the_make_fuzz_report_counts_every_example(tmp_path, monkeypatch):
+    from paperlab.fuzz import REPORT_ENV, summarize
+
+    report = tmp_path / "report.jsonl"
+    monkeypatch.setenv(REPORT_ENV, str(report))
+    counts = fuzz_loader(
+        strict_loader, VALID, kind="jsonl", name="shared.strict", suffix=".jsonl", examples=30
+    )
+    text = summarize(report, tmp_path / "summary.md")
+    assert f"| shared.strict | 30 | {counts['parsed']} | {counts['refused']} | 0 |" in text
+    assert "1 loaders, 30 examples" in text
+
+
+def test_fuzz_paperlab_read_jsonl():
+    fuzz_loader(read_jsonl, VALID, kind="jsonl", name="paperlab.read_jsonl", suffix=".jsonl")
+
+
+def test_fuzz_paperlab_read_json():
+    from paperlab.io import read_json
+
+    doc = json.dumps({"rows": [{"id": 1, "text": "hello"}], "meta": {"n": 1}}).encode()
+    fuzz_loader(read_json, doc, kind="json", name="paperlab.read_json", suffix=".json")
+
+
+def test_fuzz_paperlab_jsonl_cache():
+    from paperlab.io import JsonlCache
+
+    cache = b'{"key": "a", "answer": "x"}\n{"key": "b", "answer": "y\\u2028z"}\n'
+    fuzz_loader(
+        lambda p: len(JsonlCache(p)), cache, kind="jsonl", name="paperlab.JsonlCache", suffix=".jsonl"
+    )

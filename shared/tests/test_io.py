@@ -194,3 +194,16 @@ def test_derived_key_changes_with_every_setting_and_input(tmp_path) -> None:
     os.utime(other, ns=(1, 1))
     assert derived_key(Prep(), [tmp_path]) != before  # a folder's files count one by one
     assert len(base) == 12
+
+
+def test_a_missing_file_is_a_data_error_that_file_not_found_still_catches(tmp_path):
+    from paperlab.config import UserError
+    from paperlab.io import MissingFileError, existing_file, read_jsonl
+
+    with pytest.raises(MissingFileError, match=r"data\.path: .*absent\.jsonl: no such file") as caught:
+        existing_file(tmp_path / "absent.jsonl", "data.path")
+    assert isinstance(caught.value, FileNotFoundError) and isinstance(caught.value, UserError)
+    with pytest.raises(FileNotFoundError, match="is a folder, expected a file"):
+        read_jsonl(tmp_path)
+    with pytest.raises(UserError, match=r"absent\.jsonl: no such file"):
+        read_jsonl(tmp_path / "absent.jsonl")

@@ -341,3 +341,28 @@ def fuzz_loader(
         with open(report, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(line) + "\n")
     return counts
+
+
+def summarize(report: Path, out: Path) -> str:
+    """The ``make fuzz`` table: one row per loader (examples, parsed, refused, escapes) from the JSONL report."""
+    from paperlab.io import atomic_write_text, read_jsonl
+    from paperlab.report import markdown_table
+
+    rows = sorted(read_jsonl(report), key=lambda r: r["loader"])
+    for row in rows:
+        row.setdefault("parsed", 0)
+        row.setdefault("refused", 0)
+    total = sum(r["examples"] for r in rows)
+    text = (
+        f"# make fuzz: {len(rows)} loaders, {total} examples, seed {rows[0]['seed'] if rows else '-'}\n\n"
+        + markdown_table(rows, ["loader", "examples", "parsed", "refused", "escapes"])
+        + "\nAn escape (an error other than the loader's data error, or one not naming the file) fails the run.\n"
+    )
+    atomic_write_text(out, text)
+    return text
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(summarize(Path(sys.argv[1]), Path(sys.argv[2])))

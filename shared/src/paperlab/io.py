@@ -91,13 +91,26 @@ class DataError(UserError):
     """A data file or row that cannot be used; the message names the file, the line or row, and the field."""
 
 
+class MissingFileError(DataError, FileNotFoundError):
+    """A file the user named does not exist: a :class:`DataError` (one line, exit 2 from an entry point) that
+    ``except FileNotFoundError`` still catches."""
+
+
+def existing_file(path: str | Path, field: str = "") -> Path:
+    """``path`` if it is a file; else :class:`MissingFileError` naming it (and the config ``field`` it came from)."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        where = f"{field}: " if field else ""
+        what = "is a folder, expected a file" if path.is_dir() else "no such file"
+        raise MissingFileError(f"{where}{path}: {what}")
+    return path
+
+
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """``(line number, row)`` for each JSON object of a JSONL file (blank lines skipped, so that errors about a row
     can name its line); a missing file or a line that is not a JSON object is a :class:`DataError` naming the file
     and line."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
+    path = existing_file(path)
     # split at "\n" only: str.splitlines() also breaks at U+0085, U+2028, form feed ..., which JSON strings may
     # hold unescaped
     for number, line in enumerate(_read_text(path).split("\n"), start=1):
@@ -118,8 +131,9 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def _read_text(path: Path) -> str:
-    """A user's text file as UTF-8; another encoding is a :class:`DataError` naming the file and line."""
-    data = path.read_bytes()
+    """A user's text file as UTF-8; another encoding is a :class:`DataError` naming the file and line, a missing
+    file a :class:`MissingFileError`."""
+    data = existing_file(path).read_bytes()
     try:
         return data.decode("utf-8-sig")  # a leading byte-order mark is dropped
     except UnicodeDecodeError as err:
@@ -138,9 +152,12 @@ def read_json(path: str | Path) -> Any:
     """Read a JSON file; a parse error names the file, line and column."""
     path = Path(path)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        text = _read_text(path)
+        if not text.strip():
+            raise DataError(f"{path}: empty file, expected JSON")
+        return json.loads(text)
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}") from err
+        raise DataError(f"{path}: invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}") from err
 
 
 class JsonlCache:
@@ -165,10 +182,11 @@ class JsonlCache:
             self._load()
 
     def _load(self) -> None:
-        lines = self.path.read_text(encoding="utf-8").split("\n")
+        lines = _read_text(self.path).split("\n")
         while lines and not lines[-1]:
             lines.pop()
         good: list[str] = []
+        fix = "delete the file to start the cache over"
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
@@ -177,9 +195,12 @@ class JsonlCache:
             except json.JSONDecodeError as err:
                 if number == len(lines):  # a torn last line from an interrupted write
                     break
-                raise ValueError(f"{self.path}: line {number} is not valid JSON: {err.msg}") from err
-            if self.key_field not in record:
-                raise ValueError(f"{self.path}: line {number} has no {self.key_field!r} field")
+                raise DataError(f"{self.path}: line {number} is not valid JSON ({err.msg}); {fix}") from err
+            if not isinstance(record, dict) or self.key_field not in record:
+                raise DataError(
+                    f"{self.path}: line {number}: expected an object with a {self.key_field!r} field, got "
+                    f"{type(record).__name__}; {fix}"
+                )
             self._records[str(record[self.key_field])] = record
             good.append(line)
         if len(good) != sum(1 for line in lines if line.strip()):
