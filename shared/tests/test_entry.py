@@ -60,9 +60,12 @@ def program(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(tmp_path), "READY": str(tmp_path / "ready")}
 
     def start(*args: str, **kw):
+        # Ctrl-C as in a terminal: a shell's background job (``make test &``) inherits SIGINT ignored, and Python
+        # then never raises KeyboardInterrupt
         return subprocess.Popen(
             [sys.executable, str(tmp_path / "main.py"), *args],
-            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw,
+            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **kw,
         )  # fmt: skip
 
     def call(*args: str):

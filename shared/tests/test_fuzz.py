@@ -99,6 +99,16 @@ def test_kill_and_resume_passes_a_job_that_resumes(tmp_path):
     assert len(report.kills) == 3 and report.landed >= 1
 
 
+def test_kill_and_resume_accepts_a_sigterm_after_the_last_write(tmp_path):
+    # seed 7 draws the kill points 11 and 31: the second lands after result.json, in the job's shutdown
+    report = kill_and_resume(
+        [sys.executable, str(SCRIPT), "--late-term"], workdir=tmp_path,
+        outputs=lambda d: json.loads((d / "result.json").read_text()), kills=2, seed=7,
+    )  # fmt: skip
+    assert [k["after_write"] for k in report.kills] == [11, 31]
+    assert [k["returncode"] for k in report.kills] == [143, -15]
+
+
 def test_kill_and_resume_catches_a_job_that_restarts_from_scratch(tmp_path):
     with pytest.raises(AssertionError, match="outputs differ"):
         kill_and_resume(

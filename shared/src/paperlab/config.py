@@ -238,23 +238,27 @@ def hydra_entry(package: str, run: Callable[[Any], Any], config_name: str = "con
             if not any(arg.split("=", 1)[0].lstrip("+~") == s.split("=", 1)[0] for arg in user)
         ]
         sys.argv[1:1] = quiet
-        started = False
+        started = finished = False
         problem = _composition_problem(package, user, config_name)
         if problem:
             print(f"{package}: error: {problem}", file=sys.stderr)
             sys.exit(2)
 
         def on_term(signum: int, frame: Any) -> None:
-            raise Interrupted(signum)
+            if (
+                not finished
+            ):  # once run() has returned, every result is written: a late SIGTERM changes nothing
+                raise Interrupted(signum)
 
         @hydra.main(
             config_path=f"pkg://{package}.conf", config_name=config_name, version_base=HYDRA_VERSION_BASE
         )
         def _main(cfg: Any) -> None:
-            nonlocal started
+            nonlocal started, finished
             started = True
             try:
                 run(cfg)
+                finished = True
             except UserError as err:
                 print(f"{package}: error: {err}", file=sys.stderr)
                 sys.exit(2)

@@ -13,6 +13,7 @@ from typing import Any
 
 from paperlab.config import UserError
 from paperlab.seed import get_rng_state, set_rng_state
+from paperlab.signals import signals_deferred
 
 
 def _umask() -> int:
@@ -24,6 +25,11 @@ def _umask() -> int:
 def _atomic(path: Path, write: Callable[[Any], None], mode: str) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    with signals_deferred():  # an interrupt waits for the rename (or the clean-up): never half a write
+        return _atomic_now(path, write, mode)
+
+
+def _atomic_now(path: Path, write: Callable[[Any], None], mode: str) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # as a plain open() would create it (mkstemp makes it 0600)

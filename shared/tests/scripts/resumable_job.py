@@ -1,6 +1,8 @@
 """A tiny resumable job for paperlab.testing.kill_and_resume's tests: 30 steps of a seeded random walk, a
 checkpoint (atomic) after every step, result.json at the end. ``--no-resume`` ignores the checkpoint and draws
-its start from the clock: the kind of job the contract must catch."""
+its start from the clock: the kind of job the contract must catch. ``--late-term`` lingers a second after its last
+write with SIGTERM's default action, as an interpreter shutting down does: a SIGTERM there kills it (-15) with
+every output written."""
 
 import json
 import random
@@ -26,3 +28,6 @@ while state["step"] < 30:
     state["rng"] = rng.getstate()
     atomic_write_json(ckpt, state)
 atomic_write_json(Path("result.json"), {"value": state["value"]})
+if "--late-term" in sys.argv:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    time.sleep(1.0)
