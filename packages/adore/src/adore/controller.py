@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -23,6 +24,7 @@ from adore.cache import ReleasableCache
 from adore.decode import full_attention_map
 from adore.policies import Observation, Policy
 from paperlab.config import require
+from paperlab.io import load_checkpoint, save_checkpoint
 
 log = logging.getLogger(__name__)
 MODES = ("release", "rebuild")
@@ -99,10 +101,14 @@ class ControllerConfig:
     epochs: int = 4
     lr: float = 3e-3
     seed: int = 0
+    checkpoint_every: int = (
+        2000  # training examples (optimizer steps) between checkpoints; 0: only at the end
+    )
 
     def __post_init__(self) -> None:
         require(self.top_k >= 1, "top_k", self.top_k, ">= 1")
         require(self.sequences >= 1, "sequences", self.sequences, ">= 1")
+        require(self.checkpoint_every >= 0, "checkpoint_every", self.checkpoint_every, ">= 0")
 
 
 def oracle_labels(attn: torch.Tensor, t_target: int, top_k: int) -> torch.Tensor:
@@ -128,18 +134,39 @@ def collect(
 
 
 def train_controller(
-    model: Any, sequences: torch.Tensor, cfg: ControllerConfig, progress: bool = True
+    model: Any,
+    sequences: torch.Tensor,
+    cfg: ControllerConfig,
+    progress: bool = True,
+    checkpoint: str | Path | None = None,
 ) -> Controller:
-    """Fit the controller on oracle labels (the LM stays frozen)."""
+    """Fit the controller on oracle labels (the LM stays frozen).
+
+    ``checkpoint``: the training state (controller, optimizer, step, running loss, RNG), saved atomically every
+    ``cfg.checkpoint_every`` examples and at the end; a call that finds it resumes (an interrupted run ends with the
+    same weights, bit for bit, as an uninterrupted one), or, when it is finished, just loads the controller. The
+    caller keys the file by everything the controller is derived from (:func:`paperlab.io.derived_key`)."""
     torch.manual_seed(cfg.seed)
     controller = Controller(model.get_input_embeddings().weight, cfg.dim)
-    examples = collect(model, sequences, cfg.top_k)
     opt = torch.optim.Adam(controller.parameters(), lr=cfg.lr)
+    start, total = 0, 0.0
+    if checkpoint is not None and Path(checkpoint).is_file():
+        state = load_checkpoint(checkpoint, model=controller, optimizer=opt)
+        start, total = state["step"], state["extra"]["loss_sum"]
+        if start >= state["extra"]["examples"] * cfg.epochs:
+            log.info("controller loaded from %s", checkpoint)
+            return controller.eval()
+    examples = collect(model, sequences, cfg.top_k)
+    n = len(examples)
+    if start:
+        log.info("controller: resumed from %s at example %d of %d", checkpoint, start, n * cfg.epochs)
     g = torch.Generator().manual_seed(cfg.seed)
-    for epoch in range(cfg.epochs):
-        order = torch.randperm(len(examples), generator=g).tolist()
-        total = 0.0
-        for i in tqdm(order, desc=f"controller epoch {epoch + 1}", disable=not progress, leave=False):
+    orders = [torch.randperm(n, generator=g).tolist() for _ in range(cfg.epochs)]  # the epochs' shuffles
+    step = start
+    for epoch in range(start // n, cfg.epochs):
+        first = step - epoch * n  # examples of this epoch already done (resumed mid-epoch)
+        todo = orders[epoch][first:]
+        for i in tqdm(todo, desc=f"controller epoch {epoch + 1}", disable=not progress, leave=False):
             ids, t, mode, labels = examples[i]
             positions = torch.arange(labels.numel())
             logits = controller.score(positions, ids, t, mode)
@@ -149,7 +176,14 @@ def train_controller(
             loss.backward()
             opt.step()
             total += loss.item()
-        log.info("controller epoch %d: BCE %.4f", epoch + 1, total / len(examples))
+            step += 1
+            if step % n == 0:
+                log.info("controller epoch %d: BCE %.4f", epoch + 1, total / n)
+                total = 0.0
+            every = cfg.checkpoint_every
+            if checkpoint is not None and (step == n * cfg.epochs or (every and step % every == 0)):
+                extra = {"loss_sum": total, "examples": n}
+                save_checkpoint(checkpoint, model=controller, optimizer=opt, step=step, extra=extra)
     return controller.eval()
 
 

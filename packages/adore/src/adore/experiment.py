@@ -7,11 +7,10 @@ token (teacher-forced) with each policy; ADORE is run with release only and with
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -22,6 +21,7 @@ from adore.policies import H2O, TOVA, FullCache, OracleTopK, RandomPolicy, Slidi
 from adore.tasks import SEP, RecallConfig, answer_accuracy, per_query_accuracy, sample, train_recall_lm
 from paperlab.config import ConfigError, from_config, require
 from paperlab.data import cache_root
+from paperlab.io import derived_key
 from paperlab.report import plot_lines, results_dir, write_results
 from paperlab.seed import seed_everything
 
@@ -48,6 +48,9 @@ class RecallExperimentConfig:
     task: RecallConfig = field(default_factory=RecallConfig)
     lm_steps: int = 2000
     lm_lr: float = 2e-3
+    checkpoint_every: int = (
+        100  # LM training steps between checkpoints of its training state (0: only at the end)
+    )
     controller: ControllerConfig = field(default_factory=ControllerConfig)
     budgets: list[float] = field(default_factory=lambda: [0.1, 0.25, 0.5])  # fractions of the sequence length
     rebuild: int = 2  # R: released tokens rebuilt per step
@@ -62,6 +65,7 @@ class RecallExperimentConfig:
         for p in self.policies:
             require(p in POLICY_NAMES, "policies", p, f"names from {', '.join(POLICY_NAMES)}")
         require(self.eval_sequences >= 1, "eval_sequences", self.eval_sequences, ">= 1")
+        require(self.checkpoint_every >= 0, "checkpoint_every", self.checkpoint_every, ">= 0")
 
 
 def _policy(
@@ -92,15 +96,33 @@ def _policy(
     return AdorePolicy(controller=controller), dcfg, controller
 
 
-def _lm_checkpoint(cfg: RecallExperimentConfig):
-    key = json.dumps(
-        {"task": asdict(cfg.task), "steps": cfg.lm_steps, "lr": cfg.lm_lr, "seed": cfg.seed}, sort_keys=True
+def _lm_checkpoint(cfg: RecallExperimentConfig) -> Path:
+    """The recall LM's training state (resumed when unfinished, loaded when finished), keyed by what shapes it."""
+    settings = {"task": asdict(cfg.task), "steps": cfg.lm_steps, "lr": cfg.lm_lr, "seed": cfg.seed}
+    return cache_root() / "adore" / f"recall-lm-{derived_key(settings)}.pt"
+
+
+def controller_checkpoint(origin: dict[str, Any], controller: ControllerConfig, inputs: Any = ()) -> Path:
+    """The controller's training state, keyed by its settings (not ``checkpoint_every``, which does not change it),
+    by ``origin`` (what its LM and training sequences are derived from) and by the ``inputs`` files."""
+    settings = {k: v for k, v in asdict(controller).items() if k != "checkpoint_every"}
+    key = derived_key({"origin": origin, "controller": settings}, inputs)
+    return cache_root() / "adore" / f"controller-{key}.pt"
+
+
+def recall_controller(cfg: RecallExperimentConfig, lm: Any, controller: ControllerConfig, seed: int) -> Any:
+    """The controller of the recall LM, trained on ``controller.sequences`` recall sequences of ``seed + 1``
+    (checkpointed, resumed, then loaded from the cache: shared by recall and qa)."""
+    train_ids, _ = sample(cfg.task, controller.sequences, seed=seed + 1)
+    origin = {"lm": _lm_checkpoint(cfg).name, "task": asdict(cfg.task), "seed": seed}
+    return train_controller(
+        lm, train_ids, controller, progress=cfg.progress, checkpoint=controller_checkpoint(origin, controller)
     )
-    return cache_root() / "adore" / f"recall-lm-{hashlib.sha256(key.encode()).hexdigest()[:12]}.pt"
 
 
 def recall_lm(cfg: RecallExperimentConfig, progress: bool | None = None) -> Any:
-    """The recall LM of these settings: trained once, then loaded from the cache (shared by recall and qa)."""
+    """The recall LM of these settings: trained once (checkpointed every ``checkpoint_every`` steps, resumed after
+    an interruption), then loaded from the cache (shared by recall and qa)."""
     return train_recall_lm(
         cfg.task,
         steps=cfg.lm_steps,
@@ -108,6 +130,7 @@ def recall_lm(cfg: RecallExperimentConfig, progress: bool | None = None) -> Any:
         seed=cfg.seed,
         checkpoint=_lm_checkpoint(cfg),
         progress=cfg.progress if progress is None else progress,
+        checkpoint_every=cfg.checkpoint_every,
     )
 
 
@@ -115,8 +138,7 @@ def run_recall(cfg: RecallExperimentConfig) -> dict[str, Any]:
     seed_everything(cfg.seed)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     lm = recall_lm(cfg)
-    train_ids, _ = sample(cfg.task, cfg.controller.sequences, seed=cfg.seed + 1)
-    controller = train_controller(lm, train_ids, cfg.controller, progress=cfg.progress)
+    controller = recall_controller(cfg, lm, cfg.controller, cfg.seed)
     eval_ids, eval_mask = sample(cfg.task, cfg.eval_sequences, seed=cfg.seed + 2)
     with torch.no_grad():
         by_query = [100 * a for a in per_query_accuracy(lm(eval_ids).logits[:, :-1], eval_ids, eval_mask)]

@@ -15,7 +15,6 @@ folder per entry); everything else is the same code path.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 from dataclasses import dataclass, field
@@ -28,10 +27,10 @@ from tqdm.auto import tqdm
 
 from adore.controller import ControllerConfig, train_controller
 from adore.decode import run_sequence
-from adore.tasks import fit_lm
+from adore.tasks import checkpoint_finished, fit_lm
 from paperlab.config import ConfigError, from_config, require
 from paperlab.data import cache_root
-from paperlab.io import atomic_torch_save, atomic_write_text
+from paperlab.io import DataError, MissingFileError, atomic_write_text, derived_key, load_checkpoint
 from paperlab.report import plot_lines, results_dir, write_results
 from paperlab.seed import seed_everything
 
@@ -79,6 +78,9 @@ class LMExperimentConfig:
     steps: int = 1500
     batch: int = 16
     lr: float = 3e-3
+    checkpoint_every: int = (
+        100  # LM training steps between checkpoints of its training state (0: only at the end)
+    )
     controller: ControllerConfig = field(default_factory=lambda: ControllerConfig(sequences=16, epochs=2))
     budgets: list[float] = field(default_factory=lambda: [0.1, 0.25, 0.5])
     prefill: int = 32
@@ -108,9 +110,9 @@ def text_corpus(paths: list[str]) -> tuple[list[str], list[str], str]:
         elif path.is_file():
             files.append(path)
         else:
-            raise FileNotFoundError(f"lm.text_files: {path} is neither a .txt file nor a folder")
+            raise MissingFileError(f"lm.text_files: {path} is neither a .txt file nor a folder")
     if len(files) < 2:
-        raise ValueError(
+        raise DataError(
             f"lm.text_files: found {len(files)} text file(s) in {paths}; need at least 2 (train + eval)"
         )
     train, held = [], []
@@ -130,9 +132,10 @@ LM_KEY_FIELDS = ("vocab_size", "window", "layers", "hidden", "heads", "steps", "
 
 
 def lm_cache_dir(cfg: LMExperimentConfig, digest: str) -> Path:
-    """Cache folder of the tokenizer and the trained LM: keyed by the corpus and the fields that shape them only."""
-    key = json.dumps({**{k: getattr(cfg, k) for k in LM_KEY_FIELDS}, "corpus": digest}, sort_keys=True)
-    return cache_root() / "adore" / f"text-lm-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    """Cache folder of the tokenizer and the trained LM: keyed by the fields that shape them, the corpus digest and
+    the text files (path, size, modification time: a renamed, replaced or touched file is a new corpus)."""
+    settings = {**{k: getattr(cfg, k) for k in LM_KEY_FIELDS}, "corpus": digest}
+    return cache_root() / "adore" / f"text-lm-{derived_key(settings, cfg.text_files)}"
 
 
 def _windows(tokenizer: Any, docs: list[str], window: int) -> torch.Tensor:
@@ -147,7 +150,8 @@ def _windows(tokenizer: Any, docs: list[str], window: int) -> torch.Tensor:
 
 
 def train_text_lm(cfg: LMExperimentConfig, train: torch.Tensor, vocab: int, checkpoint: Path) -> Any:
-    """A tiny Llama (eager attention) trained on the training windows; loaded from ``checkpoint`` if present."""
+    """A tiny Llama (eager attention) trained on the training windows; ``checkpoint`` holds its training state
+    (saved every ``cfg.checkpoint_every`` steps, resumed when unfinished, loaded when finished)."""
     from paperlab.models import tiny_causal_lm
 
     model = tiny_causal_lm(
@@ -159,8 +163,8 @@ def train_text_lm(cfg: LMExperimentConfig, train: torch.Tensor, vocab: int, chec
         seed=cfg.seed,
         attn_implementation="eager",
     )
-    if checkpoint.is_file():
-        model.load_state_dict(torch.load(checkpoint, map_location="cpu"))
+    if checkpoint_finished(checkpoint, cfg.steps):
+        load_checkpoint(checkpoint, model=model, restore_rng=False)
         return model.eval()
     g = torch.Generator().manual_seed(cfg.seed)
 
@@ -177,13 +181,20 @@ def train_text_lm(cfg: LMExperimentConfig, train: torch.Tensor, vocab: int, chec
         desc="text LM",
         progress=cfg.progress,
         log_every=100,
+        checkpoint=checkpoint,
+        checkpoint_every=cfg.checkpoint_every,
+        generators={"batches": g},
     )
-    atomic_torch_save(model.state_dict(), checkpoint)
-    return model
+    return model.eval()
+
+
+def _local(model: str) -> list[str]:
+    """``[model]`` when it names a local checkpoint folder (an input of what is derived from it), else ``[]``."""
+    return [model] if model and Path(model).expanduser().exists() else []
 
 
 def run_lm(cfg: LMExperimentConfig) -> dict[str, Any]:
-    from adore.experiment import _policy
+    from adore.experiment import _policy, controller_checkpoint
     from paperlab.models import train_tiny_tokenizer
 
     seed_everything(cfg.seed)
@@ -216,7 +227,15 @@ def run_lm(cfg: LMExperimentConfig) -> dict[str, Any]:
     else:
         lm = train_text_lm(cfg, train, len(tokenizer), folder / "lm.pt")
     ctl_ids = train[torch.randperm(len(train), generator=g)[: cfg.controller.sequences]]
-    controller = train_controller(lm, ctl_ids, cfg.controller, progress=cfg.progress)
+    origin = {
+        "lm": folder.name,
+        "model": cfg.model,
+        "dtype": cfg.dtype,
+        "device": cfg.device,
+        "seed": cfg.seed,
+    }
+    checkpoint = controller_checkpoint(origin, cfg.controller, [*cfg.text_files, *_local(cfg.model)])
+    controller = train_controller(lm, ctl_ids, cfg.controller, progress=cfg.progress, checkpoint=checkpoint)
     rows = []
     for fraction in cfg.budgets:
         budget = max(cfg.rebuild + 3, round(fraction * cfg.window))

@@ -22,7 +22,8 @@ import torch
 
 from adore.generate import AdoreCache
 from adore.policies import RandomPolicy, SlidingWindow, StreamingLLM
-from paperlab.io import iter_jsonl
+from paperlab.config import ConfigError
+from paperlab.io import DataError, existing_file, iter_jsonl
 
 log = logging.getLogger(__name__)
 QA_POLICIES = ("full", "window", "streaming_llm", "random", "adore", "adore+rebuild")
@@ -40,34 +41,59 @@ class QAExample:
     uid: str = ""
 
 
-def load_longbench(
-    path: str | Path, tokenizer: Any, template: str = LONGBENCH_TEMPLATE, max_context: int = 3500
-) -> list[QAExample]:
-    """Read LongBench JSONL; a bad line names the file, the line and the field."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"LongBench file {path} does not exist")
-    head, _, tail = template.partition("{input}")
-    if "{context}" not in head:
-        raise ValueError("template must contain {context} before {input}")
-    examples = []
+def read_longbench(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
+    """``(line number, row)`` of each example of a LongBench JSONL file, checked before any model is loaded:
+    ``context`` and ``input`` strings, ``answers`` a non-empty list of strings, ``_id`` (optional) a string or a
+    number. A missing file, a line that is not a JSON object, a field of the wrong type or a file without examples
+    is a :class:`~paperlab.io.DataError` naming the file, the line and the field."""
+    path = existing_file(path, "qa.data")
+    rows = []
     for n, row in iter_jsonl(path):
         for key, kind in (("context", str), ("input", str), ("answers", list)):
             if not isinstance(row.get(key), kind):
-                raise ValueError(
-                    f"{path}:{n}: field {key!r} must be a {kind.__name__}, got {row.get(key)!r:.60}"
-                )
-        context = tokenizer(head.format(context=row["context"]), add_special_tokens=True)["input_ids"]
+                got = "missing" if key not in row else f"got {type(row[key]).__name__} {row[key]!r:.60}"
+                raise DataError(f"{path}:{n}: field {key!r} must be a {kind.__name__}, {got}")
+        answers = row["answers"]
+        if not answers or not all(isinstance(a, str) for a in answers):
+            raise DataError(
+                f"{path}:{n}: field 'answers' must be a non-empty list of strings, got {answers!r:.60}"
+            )
+        uid = row.get("_id", n)
+        if isinstance(uid, bool) or not isinstance(uid, str | int):
+            raise DataError(f"{path}:{n}: field '_id' must be a string, got {type(uid).__name__} {uid!r:.60}")
+        rows.append((n, row))
+    if not rows:
+        raise DataError(f"{path}: no examples (expected one JSON object per line: context, input, answers)")
+    return rows
+
+
+def load_longbench(
+    path: str | Path,
+    tokenizer: Any,
+    template: str = LONGBENCH_TEMPLATE,
+    max_context: int = 3500,
+    rows: list[tuple[int, dict[str, Any]]] | None = None,
+) -> list[QAExample]:
+    """LongBench JSONL as examples (:func:`read_longbench`; ``rows``: its result when already read), the prompt
+    ``template`` filled in and the middle of an over-long context cut."""
+    head, _, tail = template.partition("{input}")
+    if "{context}" not in head:
+        raise ConfigError(f"qa.template={template!r:.60}: expected {{context}} before {{input}}")
+    examples = []
+    for n, row in read_longbench(path) if rows is None else rows:
+        context = tokenizer(head.replace("{context}", row["context"]), add_special_tokens=True)["input_ids"]
         question = tokenizer(row["input"] + tail, add_special_tokens=False)["input_ids"]
         room = max_context - len(question)
+        if room < 2:
+            raise DataError(
+                f"{path}:{n}: field 'input': the question is {len(question)} tokens, leaving no room for the "
+                f"context within qa.max_context={max_context}"
+            )
         if len(context) > room:  # keep both ends, cut the middle
             context = context[: room // 2] + context[len(context) - (room - room // 2) :]
         examples.append(
             QAExample(
-                torch.tensor(context),
-                torch.tensor(question),
-                [str(a) for a in row["answers"]],
-                str(row.get("_id", n)),
+                torch.tensor(context), torch.tensor(question), list(row["answers"]), str(row.get("_id", n))
             )
         )
     return examples
@@ -179,13 +205,22 @@ def run_qa(cfg: QAExperimentConfig, recall: Any, controller_cfg: Any) -> dict[st
     seed_everything(cfg.seed)
     eos = None
     if cfg.model:
+        from adore.experiment import controller_checkpoint
         from paperlab.models import load_causal_lm, load_tokenizer
 
+        read = {p: read_longbench(p) for p in cfg.data}  # every file checked before the model is loaded
+        if all(len(rows) < 5 for rows in read.values()):
+            raise DataError(
+                f"qa.data {cfg.data}: too few examples to hold out any for the controller (need >= 5 in a file)"
+            )
         tokenizer = load_tokenizer(cfg.model)
         model = load_causal_lm(
             cfg.model, dtype=cfg.dtype, device=cfg.device, attn_implementation="eager"
         ).eval()
-        sets = {Path(p).stem: load_longbench(p, tokenizer, cfg.template, cfg.max_context) for p in cfg.data}
+        sets = {
+            Path(p).stem: load_longbench(p, tokenizer, cfg.template, cfg.max_context, rows=rows)
+            for p, rows in read.items()
+        }
         # the controller learns from the contexts of the LAST examples of each file (at most a fifth of it); they
         # are not evaluated
         ctl_ids = []
@@ -193,11 +228,11 @@ def run_qa(cfg: QAExperimentConfig, recall: Any, controller_cfg: Any) -> dict[st
             n_ctl = min(max(1, controller_cfg.sequences // len(sets)), len(examples) // 5)
             ctl_ids += [e.context_ids[: cfg.controller_window] for e in examples[len(examples) - n_ctl :]]
             sets[key] = examples[: len(examples) - n_ctl][: cfg.examples]
-        if not ctl_ids:
-            raise ValueError(
-                f"qa.data {cfg.data}: too few examples to hold out any for the controller (need >= 5)"
-            )
         eos = tokenizer.eos_token_id
+        settings = ("model", "dtype", "device", "template", "max_context", "controller_window")
+        origin = {k: getattr(cfg, k) for k in settings}
+        local = [cfg.model] if Path(cfg.model).expanduser().exists() else []
+        checkpoint = controller_checkpoint(origin, controller_cfg, [*cfg.data, *local])
 
         def score(ids: list[int], ex: QAExample) -> float:
             text = tokenizer.decode(ids, skip_special_tokens=True).strip().split("\n")[0]
@@ -205,18 +240,21 @@ def run_qa(cfg: QAExperimentConfig, recall: Any, controller_cfg: Any) -> dict[st
 
         metric = "F1"
     else:
-        from adore.experiment import recall_lm
-        from adore.tasks import sample
+        from adore.experiment import recall_controller, recall_lm
 
         model = recall_lm(recall, progress=cfg.progress)
-        ctl_ids = list(sample(recall.task, controller_cfg.sequences, seed=cfg.seed + 1)[0])
         sets = {"recall": recall_examples(recall.task, cfg.examples, seed=cfg.seed + 2)}
 
         def score(ids: list[int], ex: QAExample) -> float:
             return exact_match(str(ids[0]) if ids else "", ex.answers)
 
         metric = "exact match"
-    controller = train_controller(model, ctl_ids, controller_cfg, progress=cfg.progress)
+    if cfg.model:
+        controller = train_controller(
+            model, ctl_ids, controller_cfg, progress=cfg.progress, checkpoint=checkpoint
+        )
+    else:
+        controller = recall_controller(recall, model, controller_cfg, cfg.seed)
     rows = []
     for set_name, examples in sets.items():
         for fraction in cfg.budgets:

@@ -24,7 +24,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from paperlab.config import require
-from paperlab.io import atomic_torch_save
+from paperlab.io import load_checkpoint, save_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -124,13 +124,34 @@ def fit_lm(
     desc: str,
     progress: bool = True,
     log_every: int = 50,
+    checkpoint: str | Path | None = None,
+    checkpoint_every: int = 0,
+    generators: dict[str, torch.Generator] | None = None,
 ) -> None:
     """Next-token training shared by the package's LMs: AdamW, one-cycle schedule, gradient clipping at 1.
-    ``next_batch(step) -> (ids, mask)``: the loss covers the tokens where ``mask`` is set (all when ``None``)."""
-    model.train()
+    ``next_batch(step) -> (ids, mask)``: the loss covers the tokens where ``mask`` is set (all when ``None``).
+
+    With ``checkpoint``, the whole training state (model, optimizer, schedule, step, every RNG and the states of
+    ``generators``, the batch samplers) is saved there atomically every ``checkpoint_every`` steps and at the end;
+    a call that finds a checkpoint resumes from it, so that an interrupted run ends with the same weights,
+    bit for bit, as an uninterrupted one. A finished checkpoint (step = ``steps``) just loads the weights."""
+    generators = generators or {}
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=pct_start)
-    bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False)
+    start = 0
+    if checkpoint is not None and Path(checkpoint).is_file():
+        state = load_checkpoint(checkpoint, model=model, optimizer=opt, scheduler=sched)
+        start = state["step"]
+        for name, gen in generators.items():
+            gen.set_state(state["extra"]["generators"][name])
+        log.info("%s: resumed from %s at step %d of %d", desc, checkpoint, start, steps)
+
+    def save(step: int) -> None:
+        extra = {"generators": {name: gen.get_state() for name, gen in generators.items()}}
+        save_checkpoint(checkpoint, model=model, optimizer=opt, scheduler=sched, step=step, extra=extra)
+
+    model.train()
+    bar = tqdm(range(start, steps), desc=desc, disable=not progress, leave=False, initial=start, total=steps)
     for step in bar:
         ids, mask = next_batch(step)
         logits = model(ids).logits[:, :-1]
@@ -146,6 +167,9 @@ def fit_lm(
         if step % log_every == 0:
             bar.set_postfix(loss=f"{loss.item():.3f}")
             log.debug("%s step %d: loss %.3f", desc, step, loss.item())
+        done = step + 1
+        if checkpoint is not None and (done == steps or (checkpoint_every and done % checkpoint_every == 0)):
+            save(done)
     model.eval()
 
 
@@ -157,9 +181,13 @@ def train_recall_lm(
     seed: int = 0,
     checkpoint: str | Path | None = None,
     progress: bool = True,
+    checkpoint_every: int = 0,
 ) -> Any:
     """A tiny Llama (2 layers, d 64, 4 heads, eager attention) trained on the recall language, loss on the answer
-    tokens, every other batch an induction-curriculum batch (:func:`repeat_batch`); returns the model in eval mode."""
+    tokens, every other batch an induction-curriculum batch (:func:`repeat_batch`); returns the model in eval mode.
+
+    ``checkpoint``: the training state, saved every ``checkpoint_every`` steps and at the end (see :func:`fit_lm`);
+    a finished one is loaded instead of training, an unfinished one resumed."""
     from paperlab.models import tiny_causal_lm
 
     model = tiny_causal_lm(
@@ -171,8 +199,8 @@ def train_recall_lm(
         seed=seed,
         attn_implementation="eager",
     )
-    if checkpoint is not None and Path(checkpoint).is_file():
-        model.load_state_dict(torch.load(checkpoint, map_location="cpu"))
+    if checkpoint is not None and checkpoint_finished(checkpoint, steps):
+        load_checkpoint(checkpoint, model=model, restore_rng=False)
         log.info("recall LM loaded from %s", checkpoint)
         return model.eval()
     g = torch.Generator().manual_seed(seed + 7)
@@ -181,9 +209,23 @@ def train_recall_lm(
         return repeat_batch(cfg, batch, g) if step % 2 else sample(cfg, batch, seed=10_000 + step)
 
     fit_lm(
-        model, next_batch, steps, lr, weight_decay=0.01, pct_start=0.1, desc="recall LM", progress=progress
+        model,
+        next_batch,
+        steps,
+        lr,
+        weight_decay=0.01,
+        pct_start=0.1,
+        desc="recall LM",
+        progress=progress,
+        checkpoint=checkpoint,
+        checkpoint_every=checkpoint_every,
+        generators={"batches": g},
     )
-    model.eval()
-    if checkpoint is not None:
-        atomic_torch_save(model.state_dict(), checkpoint)
-    return model
+    return model.eval()
+
+
+def checkpoint_finished(checkpoint: str | Path, steps: int) -> bool:
+    """True when ``checkpoint`` holds a training run that reached ``steps``."""
+    if not Path(checkpoint).is_file():
+        return False
+    return int(torch.load(checkpoint, map_location="cpu", weights_only=False)["step"]) >= steps
