@@ -85,7 +85,7 @@ def test_frame_folder_dataset(tmp_path):
 def test_frame_folder_bad_input(tmp_path):
     ann = tmp_path / "ann.json"
     ann.write_text(json.dumps([{"video_id": "v1"}]))
-    with pytest.raises(ValueError, match=r"ann\.json: item 0 has no 'caption' field"):
+    with pytest.raises(ValueError, match=r"ann\.json: item 1 has no 'caption' field"):
         FrameFolderDataset(ann, tmp_path, 2, 16)
     ann.write_text(json.dumps([{"video_id": "v1", "caption": " "}]))
     with pytest.raises(ValueError, match="empty caption"):

@@ -93,9 +93,9 @@ def test_resume_after_interruption_equals_an_uninterrupted_run(make_model, token
     )  # different weights: everything must come from the checkpoint
     history = train(resumed, train_set, tokenizer, "unify", cfg, checkpoint=ckpt, progress=False)
 
-    assert [h["loss"] for h in history] == pytest.approx([h["loss"] for h in full], rel=1e-5, abs=1e-6)
+    assert [h["loss"] for h in history] == [h["loss"] for h in full]  # bit for bit on CPU
     for (name, a), (_, b) in zip(whole.state_dict().items(), resumed.state_dict().items()):
-        assert torch.allclose(a, b, atol=1e-6), name
+        assert torch.equal(a, b), name
 
 
 def test_train_config_rejects_bad_values():

@@ -13,7 +13,6 @@ CLIP4Clip does. Decoding videos to frames is left to ffmpeg, outside the package
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import numpy as np
 import torch
 
 from paperlab.config import require
+from paperlab.io import DataError, MissingFileError, existing_file, read_json
 
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (230, 40, 40),
@@ -251,35 +251,80 @@ def caption_concepts(caption: str) -> list[str]:
     return [w for w in re.findall(r"[a-z]+", caption.lower()) if w not in ENGLISH_STOP_WORDS]
 
 
+FRAME_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
+
+
 class FrameFolderDataset(torch.utils.data.Dataset):
     """Real video-text pairs from pre-extracted frames.
 
     ``annotations``: JSON list of ``{"video_id": str, "caption": str}`` (MSR-VTT 1k-A / DiDeMo style).
     ``frames_root/<video_id>/`` holds the frames (jpg/png, sorted by name); ``num_frames`` are sampled uniformly.
     Items: ``(frames float (F, 3, S, S) in [0, 1] resized to image_size, caption)``.
+
+    Everything is checked when the set is built, before any model or training: a missing or malformed file, an
+    item without a string ``video_id`` / non-empty ``caption``, a video without frames is a
+    :class:`~paperlab.io.DataError` naming the annotation file, the item (1-based) and the field; ``field``: the
+    config field the annotation path came from (named when the file is missing).
     """
 
     def __init__(
-        self, annotations: str | Path, frames_root: str | Path, num_frames: int, image_size: int
+        self,
+        annotations: str | Path,
+        frames_root: str | Path,
+        num_frames: int,
+        image_size: int,
+        field: str = "data.annotations",
     ) -> None:
-        self.path = Path(annotations)
-        self.root = Path(frames_root)
+        self.path = existing_file(annotations, field)
+        self.root = Path(frames_root).expanduser()
         self.num_frames = num_frames
         self.image_size = image_size
-        try:
-            rows = json.loads(self.path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{self.path}: invalid JSON at line {err.lineno}: {err.msg}") from err
+        if not self.root.is_dir():
+            raise MissingFileError(f"data.frames_root: {self.root}: no such folder (frames/<video_id>/*.jpg)")
+        rows = read_json(self.path)
         if not isinstance(rows, list):
-            raise ValueError(f"{self.path}: expected a JSON list of {{video_id, caption}} objects")
+            raise DataError(
+                f"{self.path}: expected a JSON list of {{video_id, caption}} objects, got {type(rows).__name__}"
+            )
+        if not rows:
+            raise DataError(f"{self.path}: no items (expected a JSON list of {{video_id, caption}} objects)")
         self.items: list[tuple[str, str]] = []
-        for i, row in enumerate(rows):
-            for field in ("video_id", "caption"):
-                if not isinstance(row, dict) or field not in row:
-                    raise ValueError(f"{self.path}: item {i} has no {field!r} field")
-            if not str(row["caption"]).strip():
-                raise ValueError(f"{self.path}: item {i} ({row['video_id']}) has an empty caption")
-            self.items.append((str(row["video_id"]), str(row["caption"])))
+        self.files: dict[str, list[Path]] = {}
+        for i, row in enumerate(rows, start=1):
+            where = f"{self.path}: item {i}"
+            if not isinstance(row, dict):
+                raise DataError(f"{where}: expected a {{video_id, caption}} object, got {type(row).__name__}")
+            for field_name in ("video_id", "caption"):
+                if field_name not in row:
+                    raise DataError(f"{where} has no {field_name!r} field")
+            video_id, caption = row["video_id"], row["caption"]
+            if isinstance(video_id, bool) or not isinstance(video_id, str | int) or not str(video_id).strip():
+                raise DataError(f"{where}: 'video_id' must be a non-empty string, got {video_id!r:.60}")
+            if not isinstance(caption, str):
+                raise DataError(f"{where}: 'caption' must be a string, got {type(caption).__name__}")
+            if not caption.strip():
+                raise DataError(f"{where} ({video_id}) has an empty caption")
+            video_id = str(video_id)
+            if video_id not in self.files:
+                self.files[video_id] = self._frames_of(video_id, where)
+            self.items.append((video_id, caption))
+
+    def _frames_of(self, video_id: str, where: str) -> list[Path]:
+        folder = self.root / video_id
+        try:
+            inside = folder.resolve().is_relative_to(self.root.resolve())
+            files = (
+                sorted(p for p in folder.glob("*") if p.suffix.lower() in FRAME_SUFFIXES) if inside else []
+            )
+        except (OSError, ValueError):  # a video_id no folder can have (NUL, too long)
+            inside, files = False, []
+        if not inside:
+            raise DataError(f"{where}: 'video_id' {video_id!r:.60} is not a folder name under {self.root}")
+        if not files:
+            raise DataError(
+                f"{where}: video {video_id!r:.60} has zero frames ({folder}: expected *.jpg or *.png)"
+            )
+        return files
 
     def __len__(self) -> int:
         return len(self.items)
@@ -299,17 +344,17 @@ class FrameFolderDataset(torch.utils.data.Dataset):
         return [caption_concepts(c) for _, c in self.items]
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, str]:
-        from PIL import Image
+        from PIL import Image, UnidentifiedImageError
 
         video_id, caption = self.items[index]
-        folder = self.root / video_id
-        files = sorted(p for p in folder.glob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
-        if not files:
-            raise ValueError(f"{folder}: video {video_id!r} has zero frames (expected *.jpg or *.png files)")
+        files = self.files[video_id]
         picks = np.linspace(0, len(files) - 1, self.num_frames).round().astype(int)
         frames = []
         for p in picks:
-            with Image.open(files[p]) as image:
-                image = image.convert("RGB").resize((self.image_size, self.image_size))
-                frames.append(torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1))
+            try:
+                with Image.open(files[p]) as image:
+                    image = image.convert("RGB").resize((self.image_size, self.image_size))
+            except (UnidentifiedImageError, OSError) as err:
+                raise DataError(f"{files[p]}: not a readable image ({err})") from None
+            frames.append(torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1))
         return torch.stack(frames).float() / 255.0, caption

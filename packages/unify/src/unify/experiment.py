@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from paperlab.config import from_config, require
-from paperlab.io import atomic_write_text
+from paperlab.io import atomic_write_text, derived_key
 from paperlab.report import markdown_table, plot_bars, plot_lines, results_dir, write_results
 from paperlab.seed import seed_everything
 from unify.data import (
@@ -90,11 +90,24 @@ def build_data(cfg: ExperimentConfig) -> tuple[Any, Any]:
             make_synthetic_split(cfg.data.synthetic, "train", cfg.seed),
             make_synthetic_split(cfg.data.synthetic, "test", cfg.seed),
         )
-    size = cfg.model.image_size
+    size, d = cfg.model.image_size, cfg.data
     return (
-        FrameFolderDataset(cfg.data.train_annotations, cfg.data.frames_root, cfg.data.num_frames, size),
-        FrameFolderDataset(cfg.data.test_annotations, cfg.data.frames_root, cfg.data.num_frames, size),
+        FrameFolderDataset(d.train_annotations, d.frames_root, d.num_frames, size, "data.train_annotations"),
+        FrameFolderDataset(d.test_annotations, d.frames_root, d.num_frames, size, "data.test_annotations"),
     )
+
+
+def training_key(cfg: ExperimentConfig, variant: str) -> str:
+    """The key of a variant's training checkpoint: every setting that changes the trained model (not the name, the
+    evaluation's ``latent_weight``, the test annotations or ``train.checkpoint_every``) and, for real data, the
+    training annotations and frames (path, size, modification time), so that a rerun with another setting or
+    other data never resumes from, or reuses, a stale checkpoint."""
+    settings = dataclasses.asdict(cfg)
+    settings["train"].pop("checkpoint_every")
+    settings["data"].pop("test_annotations")
+    kept = {k: settings[k] for k in ("seed", "tokenizer", "data", "model", "train")}
+    inputs = [cfg.data.train_annotations, cfg.data.frames_root] if cfg.data.kind == "frames" else []
+    return derived_key({**kept, "variant": variant}, inputs)
 
 
 def build_tokenizer(cfg: ExperimentConfig) -> CaptionTokenizer:
@@ -164,7 +177,8 @@ def run(raw: Any) -> dict[str, Any]:
     for variant in cfg.variants:
         seed_everything(cfg.seed)
         model = build_model(cfg, tokenizer)
-        history = train(model, train_set, tokenizer, variant, cfg.train, checkpoint=out / f"{variant}.ckpt")
+        ckpt = out / f"{variant}-{training_key(cfg, variant)}.ckpt"
+        history = train(model, train_set, tokenizer, variant, cfg.train, checkpoint=ckpt)
         if is_distributed_worker():
             continue  # rank > 0 under torchrun / accelerate launch: rank 0 evaluates and writes
         lexical = variant != "latent"

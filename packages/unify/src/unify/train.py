@@ -81,6 +81,12 @@ class TrainConfig:
         require(
             0 < self.backbone_lr_scale <= 1, "train.backbone_lr_scale", self.backbone_lr_scale, "in (0, 1]"
         )
+        require(
+            self.checkpoint_every >= 0,
+            "train.checkpoint_every",
+            self.checkpoint_every,
+            ">= 0 (0: at the end)",
+        )
 
 
 def parameter_groups(model: UnifyModel, cfg: TrainConfig) -> list[dict]:
@@ -241,7 +247,8 @@ def train(
         if step % 20 == 0:
             bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
         done = step + 1
-        if rank == 0 and ckpt is not None and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
+        every = cfg.checkpoint_every
+        if rank == 0 and ckpt is not None and (done == cfg.steps or (every and done % every == 0)):
             save_checkpoint(
                 ckpt,
                 model=model,
