@@ -1,12 +1,17 @@
-EXPERIMENTS += sbr_side_info-sample sbr_side_info-synthetic sbr_side_info-repro sbr_side_info-diginetica sbr_side_info-paper sbr_side_info-fetch
+EXPERIMENTS += sbr_side_info-sample sbr_side_info-synthetic sbr_side_info-repro sbr_side_info-diginetica sbr_side_info-paper sbr_side_info-fetch-movielens
 DEMO_sbr_side_info := sbr_side_info-sample
 
-.PHONY: sbr_side_info-sample sbr_side_info-synthetic sbr_side_info-repro sbr_side_info-diginetica sbr_side_info-paper sbr_side_info-fetch
-sbr_side_info-fetch: setup ## fetch MovieLens-100k (genres) from the recbole wheel on PyPI into .cache (never committed)
-	$(PY) -c "from sbr_side_info.movielens import fetch_movielens; print(fetch_movielens())"
+# MOVIELENS=false: the sample without MovieLens-100k (no download, no network)
+SBR_MOVIELENS_OFF = $(filter false no 0,$(MOVIELENS))
 
-sbr_side_info-sample: setup ## all 7 models on the real Diginetica sample + MovieLens-100k sessions (CPU, ~2 min; make demo)
-	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(PY) -m sbr_side_info experiment=sample
+.PHONY: sbr_side_info-sample sbr_side_info-synthetic sbr_side_info-repro sbr_side_info-diginetica sbr_side_info-paper sbr_side_info-fetch-movielens sbr_side_info-fetch
+sbr_side_info-fetch-movielens: setup ## NETWORK, once: MovieLens-100k from the recbole wheel on PyPI (sha256 checked) into .cache/paperlab/sbr/ml-100k
+	$(PY) -c "import logging; logging.basicConfig(level=logging.INFO, format='%(message)s'); from sbr_side_info.movielens import fetch_movielens; print(fetch_movielens())"
+
+sbr_side_info-fetch: sbr_side_info-fetch-movielens
+
+sbr_side_info-sample: setup $(if $(SBR_MOVIELENS_OFF),,sbr_side_info-fetch-movielens) ## all 7 models on the real Diginetica sample + MovieLens-100k sessions (fetched first; MOVIELENS=false: offline; CPU, ~2 min; make demo)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(PY) -m sbr_side_info experiment=sample $(if $(SBR_MOVIELENS_OFF),movielens=false)
 
 sbr_side_info-synthetic: setup ## sparse vs dense item IDs: side-info models vs their ID-only twins (CPU, ~5 min)
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(PY) -m sbr_side_info experiment=synthetic

@@ -14,7 +14,7 @@ from sbr_side_info.preprocess import (
     price_levels_by_category,
     save_prepared,
 )
-from sbr_side_info.schema import RawDataset, Session
+from sbr_side_info.schema import DataFormatError, RawDataset, Session
 
 DAY = 86400.0
 
@@ -78,5 +78,7 @@ def test_prepared_cache_round_trip(tmp_path: Path) -> None:
 def test_bad_protocol_and_empty_result() -> None:
     with pytest.raises(ConfigError, match="train_fraction"):
         ProtocolConfig(train_fraction=0)
-    with pytest.raises(ValueError, match="no session survives"):
+    with pytest.raises(DataFormatError, match=r"toy: no session of 2\+ items survives"):
         prepare(_raw(), ProtocolConfig(min_item_count=50))
+    with pytest.raises(DataFormatError, match=r"toy: the time split \(test_days=10000.0\) leaves 0 training"):
+        prepare(_raw(), ProtocolConfig(min_item_count=1, test_days=10000.0))

@@ -46,3 +46,32 @@ def test_early_stopping_stops_after_patience(small_synthetic) -> None:
 def test_bad_train_config_names_the_field(field, value) -> None:
     with pytest.raises(ConfigError, match=field):
         TrainConfig(**{field: value})
+
+
+def test_resume_inside_an_epoch_equals_uninterrupted(small_synthetic, tmp_path: Path, monkeypatch) -> None:
+    """A run stopped right after a mid-epoch checkpoint (every 16 of 42 steps) resumes at that step: same losses, same
+    weights, same test metrics as one uninterrupted run."""
+    from sbr_side_info import train as train_module
+
+    base = dict(dim=16, lr=0.01, batch_size=32, progress=False, eval_test_every_epoch=False, epochs=2)
+    one = train_model("NARM", small_synthetic, TrainConfig(**base))
+    ckpt = tmp_path / "narm.pt"
+    real, saved = train_module.save_checkpoint, []
+
+    def save_then_stop(*args, **kwargs):
+        real(*args, **kwargs)
+        saved.append(kwargs["extra"].get("partial"))
+        if len(saved) == 4:  # epoch 1: steps 16, 32, then the epoch; epoch 2: step 16 -> stop
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "save_checkpoint", save_then_stop)
+    cfg = TrainConfig(checkpoint=str(ckpt), checkpoint_every=16, **base)
+    with pytest.raises(KeyboardInterrupt):
+        train_model("NARM", small_synthetic, cfg)
+    assert saved[-1] is not None and (saved[-1]["epoch"], saved[-1]["step"]) == (1, 16)
+    monkeypatch.undo()
+    resumed = train_model("NARM", small_synthetic, cfg)
+    assert [h["loss"] for h in resumed["history"]] == [h["loss"] for h in one["history"]]
+    assert resumed["test"] == one["test"]
+    for a, b in zip(one["model"].state_dict().values(), resumed["model"].state_dict().values(), strict=True):
+        assert torch.equal(a, b)

@@ -1,20 +1,15 @@
-"""Command line entry point: ``python -m sbr_side_info experiment=<exp>`` or ``sbr_side_info-run experiment=<exp>``."""
+"""Command line entry point: ``python -m sbr_side_info experiment=<exp>`` or ``sbr_side_info-run experiment=<exp>``.
 
-import sys
+Errors follow :func:`paperlab.config.hydra_entry`: a data or config error is one line ``sbr_side_info: error: ...``
+and exit 2; SIGINT / SIGTERM exit 130 / 143 after the last checkpoint (a rerun resumes)."""
 
 from paperlab.config import hydra_entry, setup_logging
-from paperlab.data import DataUnavailableError
 from sbr_side_info.experiment import run
-from sbr_side_info.schema import DataFormatError
 
 
 def _run(cfg) -> None:
     setup_logging()
-    try:
-        run(cfg)
-    except (DataFormatError, DataUnavailableError, FileNotFoundError) as err:
-        print(f"sbr_side_info: {type(err).__name__}: {err}", file=sys.stderr)
-        sys.exit(2)
+    run(cfg)
 
 
 main = hydra_entry("sbr_side_info", _run)

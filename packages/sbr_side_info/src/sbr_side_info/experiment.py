@@ -8,16 +8,17 @@ Every experiment trains each model with the same loop and evaluates with the sam
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from paperlab.config import ConfigError, from_config, require
 from paperlab.data import data_path
+from paperlab.io import DataError, derived_key, existing_file
 from paperlab.report import plot_lines, results_dir, write_results
 from sbr_side_info import loaders
 from sbr_side_info.models import MODELS, SIDE_INFO_MODELS, TWIN
-from sbr_side_info.movielens import fetch_movielens
+from sbr_side_info.movielens import require_movielens
 from sbr_side_info.preprocess import ProtocolConfig, load_prepared, prepare, save_prepared
 from sbr_side_info.published import published_for
 from sbr_side_info.schema import Prepared
@@ -66,9 +67,11 @@ class ExperimentConfig:
     protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     items_per_cell: list[int] = field(default_factory=lambda: [2, 10, 40])  # synthetic sparsity sweep
-    movielens: bool = True  # sample: also MovieLens-100k (fetched from the RecBole wheel on PyPI)
+    movielens: bool = True  # sample: also MovieLens-100k (make sbr_side_info-fetch-movielens)
+    download: bool = False  # sample: allow downloading MovieLens-100k from PyPI now if absent (network)
     movielens_max_session: int = 20  # sample: keep the first N ratings of a MovieLens session
-    checkpoints: bool = True  # repro/dataset: per-model epoch checkpoints (resume after an interruption)
+    checkpoints: bool = True  # per-model checkpoints keyed by their settings (resume after an interruption)
+    out_dir: str = ""  # results folder ("" = results/sbr_side_info/<name>, or $PAPERLAB_RESULTS/...)
 
     def __post_init__(self) -> None:
         require(self.kind in KINDS, "kind", self.kind, f"one of {', '.join(KINDS)}")
@@ -82,21 +85,63 @@ class ExperimentConfig:
 
 # ------------------------------------------------------------------------------------------------ data
 
+#: Training settings that do not change a checkpoint's content: a longer run (``epochs``, ``patience``) continues
+#: the same trajectory, and the others are bookkeeping.
+NOT_IN_CHECKPOINT_KEY = (
+    "epochs",
+    "patience",
+    "progress",
+    "checkpoint",
+    "checkpoint_every",
+    "eval_batch_size",
+)
 
-def _prepared_cached(spec: DatasetSpec, protocol: ProtocolConfig, out: Path) -> Prepared:
-    protocol = ProtocolConfig(**{**protocol.__dict__, **spec.protocol})
+
+def _protocol(spec: DatasetSpec, protocol: ProtocolConfig) -> ProtocolConfig:
+    return ProtocolConfig(**{**protocol.__dict__, **spec.protocol})
+
+
+def _input_files(spec: DatasetSpec, index: int) -> list[Path]:
+    """The files a data set is read from, each checked to exist (a :class:`MissingFileError` names the field)."""
     if spec.loader == "gce_gnn":
         folder = Path(spec.paths[0]) if spec.paths else data_path("sbr", "gce-gnn", spec.name)
-        data = loaders.load_gce_gnn(folder, valid_portion=protocol.valid_portion, seed=protocol.seed)
+        field = f"datasets[{index}].paths[0]" if spec.paths else f"datasets[{index}] ({spec.name})"
+        return [existing_file(folder / f, field) for f in ("all_train_seq.txt", "test.txt")]
+    if not spec.paths:
+        raise ConfigError(f"datasets[{index}].paths: expected the data files for loader {spec.loader!r}")
+    if spec.loader == "movielens":  # the folder of the atomic files (or one of them)
+        first = Path(spec.paths[0]).expanduser()
+        folder = first if first.is_dir() else first.parent
+        return [
+            existing_file(folder / f, f"datasets[{index}].paths[0]")
+            for f in ("ml-100k.inter", "ml-100k.item")
+        ]
+    return [existing_file(p, f"datasets[{index}].paths[{j}]") for j, p in enumerate(spec.paths)]
+
+
+def _prepared_cached(
+    spec: DatasetSpec, protocol: ProtocolConfig, out: Path, index: int = 0
+) -> tuple[Prepared, str]:
+    """The data set in the protocol and its key: the prepared split is cached as ``prepared-<name>-<key>.json``,
+    the key a digest of the loader, every protocol setting and the input files (path, size, mtime), so that a
+    changed setting or input file never reuses an old split."""
+    protocol = _protocol(spec, protocol)
+    paths = _input_files(spec, index)
+    if spec.loader == "gce_gnn":
+        settings = {"loader": "gce_gnn", "valid_portion": protocol.valid_portion, "seed": protocol.seed}
+        data = loaders.load_gce_gnn(paths[0].parent, valid_portion=protocol.valid_portion, seed=protocol.seed)
         data.name = spec.name
-        return data
-    cache = out / f"prepared-{spec.name}.json"
+        return data, derived_key(settings, paths)
+    key = derived_key({"loader": spec.loader, "protocol": asdict(protocol)}, paths)
+    cache = out / f"prepared-{spec.name}-{key}.json"
     if cache.is_file():
-        log.info("%s: prepared split from %s", spec.name, cache)
-        return load_prepared(cache)
-    paths = [Path(p) for p in spec.paths]
-    if not paths:
-        raise ConfigError(f"datasets.{spec.name}.paths: expected the data files for loader {spec.loader!r}")
+        try:
+            data = load_prepared(cache)
+        except DataError as err:  # our own derived file, unreadable: derive it again
+            log.warning("%s: %s; preparing the split again", spec.name, err)
+        else:
+            log.info("%s: prepared split from %s", spec.name, cache)
+            return data, key
     load = {
         "diginetica": lambda: loaders.load_diginetica(*paths[:3]),
         "yoochoose": lambda: loaders.load_yoochoose(*paths[:2]),
@@ -104,41 +149,31 @@ def _prepared_cached(spec: DatasetSpec, protocol: ProtocolConfig, out: Path) -> 
         "tmall": lambda: loaders.load_tmall(paths[0]),
         "retailrocket": lambda: loaders.load_retailrocket(paths[0], paths[1:]),
         "amazon": lambda: loaders.load_amazon(*paths[:2]),
-        "movielens": lambda: loaders.load_movielens_atomic(paths[0]),
+        "movielens": lambda: loaders.load_movielens_atomic(paths[0].parent),
     }[spec.loader]
     data = prepare(load(), protocol)
     data.name = spec.name
     save_prepared(data, cache)
-    return data
+    log.info("%s: prepared split written to %s", spec.name, cache)
+    return data, key
 
 
-def _movielens(cfg: ExperimentConfig) -> Prepared | None:
-    try:
-        folder = fetch_movielens()
-    except Exception as err:  # network or index trouble: the sample still runs on Diginetica
-        log.warning(
-            "MovieLens-100k unavailable (%s); run `make sbr_side_info-fetch` with network access", err
-        )
-        return None
+def _movielens(cfg: ExperimentConfig) -> tuple[Prepared, str]:
+    folder = require_movielens(download=cfg.download)
     raw = loaders.load_movielens_atomic(folder)
     for s in raw.sessions:
         n = cfg.movielens_max_session
         s.items, s.times, s.behaviours = s.items[:n], s.times[:n], s.behaviours[:n]
     protocol = ProtocolConfig(**{**cfg.protocol.__dict__, "test_days": 30.0})
-    return prepare(raw, protocol)
+    key = derived_key({"protocol": asdict(protocol), "max_session": cfg.movielens_max_session}, [folder])
+    return prepare(raw, protocol), key
 
 
-def _sample_data(cfg: ExperimentConfig) -> list[Prepared]:
-    out = [
-        prepare(
-            loaders.load_diginetica(data_path("sbr", "diginetica-sample", "sample_train-item-views.csv")),
-            cfg.protocol,
-        )
-    ]
+def _sample_data(cfg: ExperimentConfig) -> list[tuple[Prepared, str]]:
+    views = data_path("sbr", "diginetica-sample", "sample_train-item-views.csv")
+    out = [(prepare(loaders.load_diginetica(views), cfg.protocol), derived_key(cfg.protocol, [views]))]
     if cfg.movielens:
-        ml = _movielens(cfg)
-        if ml is not None:
-            out.append(ml)
+        out.append(_movielens(cfg))
     return out
 
 
@@ -152,14 +187,33 @@ def _runnable(model: str, data: Prepared) -> str | None:
     return None
 
 
-def run_models(cfg: ExperimentConfig, data: Prepared, out: Path, tag: str = "") -> list[dict[str, Any]]:
+def checkpoint_path(cfg: ExperimentConfig, model: str, data_name: str, data_key: str, out: Path) -> Path:
+    """``checkpoints/<data>-<model>-<key>.pt``, the key a digest of the model, the training settings that change
+    the weights and the data's key: another setting or data set starts afresh instead of resuming a stale run."""
+    settings = {k: v for k, v in cfg.train.__dict__.items() if k not in NOT_IN_CHECKPOINT_KEY}
+    key = derived_key({"model": model, "train": settings, "data": data_key})
+    path = out / "checkpoints" / f"{data_name}-{model}-{key}.pt"
+    legacy = out / "checkpoints" / f"{data_name}-{model}.pt"
+    if legacy.is_file() and not path.is_file():
+        log.warning(
+            "%s: not resumed (a checkpoint from before checkpoints were keyed by their settings); if it was made "
+            "with these settings and data, rename it to %s to resume it",
+            legacy,
+            path.name,
+        )
+    return path
+
+
+def run_models(
+    cfg: ExperimentConfig, data: Prepared, out: Path, tag: str = "", data_key: str = ""
+) -> list[dict[str, Any]]:
     rows = []
     for model in cfg.models:
         why = _runnable(model, data)
         if why:
             log.info("%s on %s: skipped (%s)", model, data.name, why)
             continue
-        ckpt = str(out / "checkpoints" / f"{data.name}{tag}-{model}.pt") if cfg.checkpoints else ""
+        ckpt = str(checkpoint_path(cfg, model, data.name + tag, data_key, out)) if cfg.checkpoints else ""
         train_cfg = TrainConfig(**{**cfg.train.__dict__, "checkpoint": ckpt})
         result = train_model(model, data, train_cfg)
         rows.append(
@@ -216,15 +270,23 @@ def run(cfg_in: Any) -> dict[str, Any]:
         cfg = from_config(ExperimentConfig, cfg_in)
     except (TypeError, ValueError) as err:
         raise ConfigError(str(err)) from err
-    out = results_dir("sbr_side_info", cfg.name)
+    if cfg.kind in ("repro", "dataset"):  # a missing input is refused before any work
+        require(bool(cfg.datasets), "datasets", cfg.datasets, "at least one data set")
+        for i, spec in enumerate(cfg.datasets):
+            _input_files(spec, i)
+    elif cfg.kind == "sample" and cfg.movielens:  # absent and no download=true: refused, no network
+        require_movielens(download=cfg.download)
+    out = Path(cfg.out_dir).expanduser() if cfg.out_dir else results_dir("sbr_side_info", cfg.name)
+    out.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
     notes = ""
     columns = list(COLUMNS)
     if cfg.kind == "synthetic":
         for ipc in cfg.items_per_cell:
-            data = synthetic_prepared(SyntheticConfig(**{**cfg.synthetic.__dict__, "items_per_cell": ipc}))
+            synthetic = SyntheticConfig(**{**cfg.synthetic.__dict__, "items_per_cell": ipc})
+            data = synthetic_prepared(synthetic)
             data.name = f"synthetic-{ipc}perCell"
-            rows += run_models(cfg, data, out)
+            rows += run_models(cfg, data, out, data_key=derived_key(synthetic))
         sweep = {m: [r["test HR@20"] for r in rows if r["model"] == m] for m in cfg.models}
         plot_lines(
             out / "sparsity.png",
@@ -249,11 +311,10 @@ def run(cfg_in: Any) -> dict[str, Any]:
         if cfg.kind == "sample":
             datasets = _sample_data(cfg)
         else:
-            require(bool(cfg.datasets), "datasets", cfg.datasets, "at least one data set")
-            datasets = [_prepared_cached(spec, cfg.protocol, out) for spec in cfg.datasets]
-        for data in datasets:
+            datasets = [_prepared_cached(spec, cfg.protocol, out, i) for i, spec in enumerate(cfg.datasets)]
+        for data, key in datasets:
             log.info("%s: %s", data.name, data.stats)
-            rows += run_models(cfg, data, out)
+            rows += run_models(cfg, data, out, data_key=key)
         if cfg.kind == "repro":
             columns += ["paper P@20", "paper MRR@20", "paper"]
             for r in rows:

@@ -10,23 +10,39 @@
 | Amazon reviews | reviews JSONL (``reviewerID, asin, unixReviewTime``), metadata JSONL (``asin, categories/category, brand, price, title``) | category, brand, price, title |
 | MovieLens-100k (RecBole atomic) | ``ml-100k.inter`` (``user_id:token item_id:token rating:float timestamp:float``), ``ml-100k.item`` (``item_id:token movie_title:token_seq release_year:token class:token_seq``) | genres (first genre = category), title |
 
-Every malformed line stops the load with the file, the line number and the column. The GCE-GNN preprocessed pickles
-(already in the SR-GNN protocol) load through :func:`load_gce_gnn` with a restricted unpickler.
+Every malformed line stops the load with a :class:`DataFormatError` naming the file, the line number and the column;
+a missing file is a :class:`paperlab.io.MissingFileError`. The GCE-GNN preprocessed pickles (already in the SR-GNN
+protocol) load through :func:`load_gce_gnn` (:mod:`sbr_side_info.gce_gnn`) with a restricted unpickler.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
-import io
 import json
-import pickle
+import math
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sbr_side_info.schema import Cases, DataFormatError, Prepared, RawDataset, Session
+from paperlab.io import DataError, MissingFileError, existing_file, iter_jsonl
+from sbr_side_info.gce_gnn import RestrictedUnpickler, load_gce_gnn, prefix_augment, restricted_load
+from sbr_side_info.schema import DataFormatError, RawDataset, Session
+
+__all__ = [
+    "RestrictedUnpickler",
+    "load_amazon",
+    "load_diginetica",
+    "load_gce_gnn",
+    "load_movielens_atomic",
+    "load_retailrocket",
+    "load_session_rec",
+    "load_tmall",
+    "load_yoochoose",
+    "prefix_augment",
+    "restricted_load",
+]
 
 # ---------------------------------------------------------------------------------------- delimited files
 
@@ -34,37 +50,56 @@ from sbr_side_info.schema import Cases, DataFormatError, Prepared, RawDataset, S
 def _rows(
     path: Path, delimiter: str, columns: tuple[str, ...], header: bool = True
 ) -> Iterator[tuple[int, dict[str, str]]]:
-    """``(line number, row)`` for a delimited file; checks the header (when there is one) and the column count."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    with path.open(encoding="utf-8", newline="") as f:
-        reader = csv.reader(f, delimiter=delimiter)
-        names = list(columns)
-        if header:
-            try:
-                first = next(reader)
-            except StopIteration:
-                raise DataFormatError(
-                    f"{path}: line 1: empty file, expected header {delimiter.join(columns)}"
-                ) from None
-            if len(first) == 1 and len(columns) > 1 and delimiter not in first[0]:
-                raise DataFormatError(
-                    f"{path}: line 1: expected {len(columns)} columns separated by {delimiter!r} "
-                    f"({delimiter.join(columns)}), got {first[0][:80]!r}: wrong delimiter?"
-                )
-            missing = [c for c in columns if c not in first]
-            if missing:
-                raise DataFormatError(f"{path}: line 1: missing column(s) {missing}; header is {first}")
-            names = first
-        for number, row in enumerate(reader, start=2 if header else 1):
-            if not row:
-                continue
-            if len(row) != len(names):
-                raise DataFormatError(
-                    f"{path}: line {number}: expected {len(names)} fields separated by {delimiter!r}, got {len(row)}"
-                )
-            yield number, dict(zip(names, row, strict=True))
+    """``(line number, row)`` for a delimited UTF-8 file (a leading byte-order mark is dropped); checks the header
+    (when there is one) and the column count. Another encoding, a NUL byte or an over-long field is refused with
+    the line it is on."""
+    path = existing_file(path)
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        reader = csv.reader(f, delimiter=delimiter, strict=True)
+        try:
+            yield from _checked(path, reader, delimiter, columns, header)
+        except UnicodeDecodeError as err:
+            raise DataFormatError(
+                f"{path}: line {reader.line_num + 1}: not UTF-8 text ({err.reason}); save the file as UTF-8"
+            ) from None
+        except csv.Error as err:
+            raise DataFormatError(
+                f"{path}: line {max(reader.line_num, 1)}: not a {delimiter!r}-separated row ({err})"
+            ) from None
+
+
+def _checked(
+    path: Path, reader: Any, delimiter: str, columns: tuple[str, ...], header: bool
+) -> Iterator[tuple[int, dict[str, str]]]:
+    names = list(columns)
+    if header:
+        try:
+            first = next(reader)
+        except StopIteration:
+            raise DataFormatError(
+                f"{path}: line 1: empty file, expected header {delimiter.join(columns)}"
+            ) from None
+        if len(first) == 1 and len(columns) > 1 and delimiter not in first[0]:
+            raise DataFormatError(
+                f"{path}: line 1: expected {len(columns)} columns separated by {delimiter!r} "
+                f"({delimiter.join(columns)}), got {first[0][:80]!r}: wrong delimiter?"
+            )
+        missing = [c for c in columns if c not in first]
+        if missing:
+            raise DataFormatError(f"{path}: line 1: missing column(s) {missing}; header is {first[:20]}")
+        duplicated = sorted({c for c in first if first.count(c) > 1})
+        if duplicated:
+            raise DataFormatError(f"{path}: line 1: column(s) {duplicated} appear more than once")
+        names = first
+    for row in reader:
+        number = reader.line_num
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue
+        if len(row) != len(names):
+            raise DataFormatError(
+                f"{path}: line {number}: expected {len(names)} fields separated by {delimiter!r}, got {len(row)}"
+            )
+        yield number, dict(zip(names, row, strict=True))
 
 
 def _parse(
@@ -72,10 +107,20 @@ def _parse(
 ) -> Any:
     try:
         return parse(value)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):
         raise DataFormatError(
             f"{path}: line {number}: column {column!r}: expected {expected}, got {value!r}"
         ) from None
+
+
+def _finite(text: Any) -> float:
+    """A finite number (``nan``, ``inf`` and ``1e309`` are refused: a time or a price must be a real value)."""
+    if isinstance(text, bool):
+        raise TypeError("a boolean")
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"not finite: {value}")
+    return value
 
 
 def _iso_seconds(text: str) -> float:
@@ -120,9 +165,12 @@ def load_diginetica(
     if products is not None:
         products = Path(products)
         for number, row in _rows(products, ";", ("itemId", "pricelog2", "product.name.tokens")):
-            log2 = _parse(products, number, "pricelog2", row["pricelog2"], float, "a number (log2 price)")
+            price = _parse(
+                products, number, "pricelog2", row["pricelog2"], lambda v: _finite(2.0 ** _finite(v)),
+                "a number (log2 price)",
+            )  # fmt: skip
             side = item_side.setdefault(row["itemId"], {})
-            side["price"] = 2.0**log2
+            side["price"] = price
             side["text"] = row["product.name.tokens"]
     if categories is not None:
         categories = Path(categories)
@@ -161,7 +209,7 @@ def load_yoochoose(clicks: str | Path, buys: str | Path | None = None) -> RawDat
             buys, ",", ("session", "timestamp", "item", "price", "quantity"), header=False
         ):
             t = _parse(buys, number, "timestamp", row["timestamp"], _iso_seconds, "an ISO timestamp")
-            price = _parse(buys, number, "price", row["price"], float, "a number")
+            price = _parse(buys, number, "price", row["price"], _finite, "a number")
             events.append((row["session"], t, 10**9 + number, row["item"], "buy"))
             if price > 0:
                 item_side.setdefault(row["item"], {})["price"] = price
@@ -173,7 +221,7 @@ def load_session_rec(path: str | Path, name: str = "rsc15") -> RawDataset:
     path = Path(path)
     events = []
     for number, row in _rows(path, "\t", ("SessionId", "ItemId", "Time")):
-        t = _parse(path, number, "Time", row["Time"], float, "Unix seconds")
+        t = _parse(path, number, "Time", row["Time"], _finite, "Unix seconds")
         events.append((row["SessionId"], t, number, row["ItemId"], "click"))
     return RawDataset(name, _group(events, name))
 
@@ -219,7 +267,7 @@ def load_retailrocket(
     events_csv = Path(events_csv)
     per_visitor: dict[str, list[tuple[float, int, str, str]]] = {}
     for number, row in _rows(events_csv, ",", ("timestamp", "visitorid", "event", "itemid")):
-        t = _parse(events_csv, number, "timestamp", row["timestamp"], float, "milliseconds") / 1000.0
+        t = _parse(events_csv, number, "timestamp", row["timestamp"], _finite, "milliseconds") / 1000.0
         if row["event"] not in _RR_EVENTS:
             raise DataFormatError(
                 f"{events_csv}: line {number}: column 'event': expected one of {sorted(_RR_EVENTS)}, got {row['event']!r}"
@@ -249,17 +297,36 @@ def load_retailrocket(
 
 
 def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if line.strip():
-                try:
-                    yield number, json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise DataFormatError(
-                        f"{path}: line {number}: column {err.colno}: not JSON ({err.msg})"
-                    ) from None
+    """``(line number, object)`` of a JSONL file (paperlab's reader: lines split at ``\\n`` only, UTF-8)."""
+    try:
+        yield from iter_jsonl(path)
+    except MissingFileError:
+        raise
+    except DataError as err:
+        raise DataFormatError(str(err)) from None
+
+
+def _text_field(path: Path, number: int, row: dict[str, Any], key: str) -> str:
+    """``row[key]`` as an id: a string or an integer (read as its decimal string)."""
+    if key not in row:
+        raise DataFormatError(f"{path}: line {number}: field {key!r} missing")
+    value = row[key]
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise DataFormatError(
+            f"{path}: line {number}: field {key!r}: expected a string id, got {type(value).__name__}"
+        )
+    return str(value)
+
+
+def _category(path: Path, number: int, cats: Any) -> str | None:
+    """The leaf of Amazon's ``categories`` (2014: a list of category paths) or ``category`` (2018: one path)."""
+    leaf = cats[0] if isinstance(cats, list) and cats and isinstance(cats[0], list) else cats
+    if not isinstance(leaf, list) or not all(isinstance(c, str) for c in leaf):
+        raise DataFormatError(
+            f"{path}: line {number}: field 'categories'/'category': expected a list of category names "
+            f"(or a list of such lists), got {json.dumps(cats)[:80]}"
+        )
+    return leaf[-1] if leaf else None
 
 
 def load_amazon(reviews: str | Path, meta: str | Path | None = None, gap_s: float = 86400.0) -> RawDataset:
@@ -268,11 +335,11 @@ def load_amazon(reviews: str | Path, meta: str | Path | None = None, gap_s: floa
     reviews = Path(reviews)
     per_user: dict[str, list[tuple[float, int, str]]] = {}
     for number, row in _jsonl(reviews):
-        for key in ("reviewerID", "asin", "unixReviewTime"):
-            if key not in row:
-                raise DataFormatError(f"{reviews}: line {number}: field {key!r} missing")
-        t = _parse(reviews, number, "unixReviewTime", row["unixReviewTime"], float, "Unix seconds")
-        per_user.setdefault(row["reviewerID"], []).append((t, number, row["asin"]))
+        user, asin = (_text_field(reviews, number, row, key) for key in ("reviewerID", "asin"))
+        if "unixReviewTime" not in row:
+            raise DataFormatError(f"{reviews}: line {number}: field 'unixReviewTime' missing")
+        t = _parse(reviews, number, "unixReviewTime", row["unixReviewTime"], _finite, "Unix seconds")
+        per_user.setdefault(user, []).append((t, number, asin))
     flat = []
     for user, evs in per_user.items():
         evs.sort()
@@ -284,20 +351,18 @@ def load_amazon(reviews: str | Path, meta: str | Path | None = None, gap_s: floa
             last = t
     item_side: dict[str, dict[str, Any]] = {}
     if meta is not None:
-        for number, row in _jsonl(Path(meta)):
-            if "asin" not in row:
-                raise DataFormatError(f"{meta}: line {number}: field 'asin' missing")
-            side = item_side.setdefault(row["asin"], {})
+        meta = Path(meta)
+        for number, row in _jsonl(meta):
+            side = item_side.setdefault(_text_field(meta, number, row, "asin"), {})
             cats = row.get("category") or row.get("categories")
             if cats:
-                leaf = cats[0] if isinstance(cats[0], list) else cats
-                side["category"] = leaf[-1] if leaf else None
-            if row.get("brand"):
+                side["category"] = _category(meta, number, cats)
+            if row.get("brand") and isinstance(row["brand"], str):
                 side["brand"] = row["brand"]
             price = str(row.get("price", "")).lstrip("$").replace(",", "")
             with contextlib.suppress(ValueError):
-                side["price"] = float(price)
-            if row.get("title"):
+                side["price"] = _finite(price)  # "" or "$1.00 - $3.00": no price
+            if row.get("title") and isinstance(row["title"], str):
                 side["text"] = row["title"]
     return RawDataset("amazon", _group(flat, "amazon"), item_side)
 
@@ -309,7 +374,7 @@ def load_movielens_atomic(folder: str | Path, gap_s: float = 3600.0) -> RawDatas
     inter = folder / "ml-100k.inter"
     per_user: dict[str, list[tuple[float, int, str]]] = {}
     for number, row in _rows(inter, "\t", ("user_id:token", "item_id:token", "timestamp:float")):
-        t = _parse(inter, number, "timestamp:float", row["timestamp:float"], float, "Unix seconds")
+        t = _parse(inter, number, "timestamp:float", row["timestamp:float"], _finite, "Unix seconds")
         per_user.setdefault(row["user_id:token"], []).append((t, number, row["item_id:token"]))
     flat = []
     session_side: dict[str, dict[str, Any]] = {}
@@ -332,78 +397,3 @@ def load_movielens_atomic(folder: str | Path, gap_s: float = 3600.0) -> RawDatas
             "text": row["movie_title:token_seq"],
         }
     return RawDataset("movielens-100k", _group(flat, "movielens-100k"), item_side, session_side)
-
-
-# ---------------------------------------------------------------------------------------- GCE-GNN pickles
-
-
-class RestrictedUnpickler(pickle.Unpickler):
-    """Admits only lists, tuples, ints (and the containers' own opcodes): any global (a class, a function) is
-    refused, so a crafted file cannot run code. The GCE-GNN ``*.txt`` files are pickles of lists of ints."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        raise pickle.UnpicklingError(f"global '{module}.{name}' is not allowed (only lists, tuples and ints)")
-
-
-def _check_ints(obj: Any, path: Path, where: str) -> None:
-    stack = [(obj, where)]
-    while stack:
-        x, at = stack.pop()
-        if isinstance(x, (list, tuple)):
-            stack.extend((v, f"{at}[{i}]") for i, v in enumerate(x))
-        elif not isinstance(x, int) or isinstance(x, bool):
-            raise DataFormatError(
-                f"{path}: {at}: expected only lists, tuples and ints, found {type(x).__name__}"
-            )
-
-
-def restricted_load(path: str | Path) -> Any:
-    """Unpickle ``path`` allowing lists, tuples and ints only; anything else is a :class:`DataFormatError`."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    try:
-        obj = RestrictedUnpickler(io.BytesIO(path.read_bytes())).load()
-    except (pickle.UnpicklingError, EOFError, ValueError) as err:
-        raise DataFormatError(f"{path}: refused by the restricted unpickler: {err}") from None
-    _check_ints(obj, path, "root")
-    return obj
-
-
-def prefix_augment(sessions: list[list[int]]) -> Cases:
-    """SR-GNN's augmentation: a session ``[v1..vn]`` gives ``([v1..v(n-1)], vn), ..., ([v1], v2)``."""
-    seqs, labels = [], []
-    for s in sessions:
-        for cut in range(len(s) - 1, 0, -1):
-            seqs.append(list(s[:cut]))
-            labels.append(s[cut])
-    return Cases(seqs, labels)
-
-
-def load_gce_gnn(folder: str | Path, valid_portion: float = 0.1, seed: int = 0) -> Prepared:
-    """A GCE-GNN preprocessed set (``all_train_seq.txt``, ``test.txt``): training cases rebuilt by prefix
-    augmentation (= SR-GNN's ``train.txt``), test cases as shipped, a random ``valid_portion`` of the training
-    cases held out for early stopping (SR-GNN's ``split_validation``)."""
-    import random
-
-    folder = Path(folder)
-    train_sessions = restricted_load(folder / "all_train_seq.txt")
-    test = restricted_load(folder / "test.txt")
-    if not isinstance(train_sessions, list):
-        raise DataFormatError(f"{folder / 'all_train_seq.txt'}: expected a list of sessions")
-    if not (isinstance(test, (tuple, list)) and len(test) == 2 and len(test[0]) == len(test[1])):
-        raise DataFormatError(f"{folder / 'test.txt'}: expected a pair (sequences, labels) of equal length")
-    cases = prefix_augment(train_sessions)
-    order = list(range(len(cases)))
-    random.Random(seed).shuffle(order)
-    n_valid = round(len(order) * valid_portion)
-    valid, train = cases.subset(sorted(order[:n_valid])), cases.subset(sorted(order[n_valid:]))
-    n_items = 1 + max(max(max(s) for s in train_sessions), max(test[1]), max(max(s) for s in test[0] if s))
-    return Prepared(
-        name=folder.name,
-        train=train,
-        valid=valid,
-        test=Cases([list(s) for s in test[0]], list(test[1])),
-        n_items=n_items,
-        stats={"train_sessions": len(train_sessions), "train_cases": len(cases), "test_cases": len(test[1])},
-    )

@@ -24,8 +24,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from paperlab.config import require
-from paperlab.io import atomic_write_text
-from sbr_side_info.schema import BEHAVIOURS, Cases, Prepared, RawDataset
+from paperlab.io import DataError, MissingFileError, atomic_write_text, read_json
+from sbr_side_info.schema import BEHAVIOURS, Cases, DataFormatError, Prepared, RawDataset
 
 
 @dataclass
@@ -92,8 +92,9 @@ def prepare(raw: RawDataset, cfg: ProtocolConfig | None = None) -> Prepared:
                 )
             )
     if not kept:
-        raise ValueError(
-            f"{raw.name}: no session survives the protocol (min_item_count={cfg.min_item_count})"
+        raise DataFormatError(
+            f"{raw.name}: no session of {cfg.min_session_length}+ items survives the protocol "
+            f"(min_item_count={cfg.min_item_count}, {len(raw.sessions)} raw sessions): expected more data"
         )
     kept.sort(key=lambda x: x[0])
     split_time = kept[-1][0] - cfg.test_days * 86400.0
@@ -112,6 +113,12 @@ def prepare(raw: RawDataset, cfg: ProtocolConfig | None = None) -> Prepared:
         if len(pairs) >= 2:
             test_sessions.append(([p[0] for p in pairs], [p[1] for p in pairs]))
 
+    if not train_sessions or not test_sessions:
+        raise DataFormatError(
+            f"{raw.name}: the time split (test_days={cfg.test_days}) leaves {len(train_sessions)} training and "
+            f"{len(test_sessions)} test sessions: expected sessions on both sides (data spanning more than "
+            f"test_days, test items seen in training)"
+        )
     train_all = _augment(train_sessions, cfg.max_length)
     if cfg.train_fraction < 1:  # SR-GNN keeps the most recent fraction of the (time-ordered) training cases
         start = len(train_all) - int(len(train_all) * cfg.train_fraction)
@@ -180,7 +187,23 @@ def save_prepared(data: Prepared, path: str | Path) -> Path:
 
 
 def load_prepared(path: str | Path) -> Prepared:
-    raw = json.loads(Path(path).read_text(encoding="utf-8"))
-    for key in ("train", "valid", "test"):
-        raw[key] = Cases(**raw[key])
-    return Prepared(**raw)
+    """What :func:`save_prepared` wrote; a file that is not such a split is a :class:`DataFormatError`."""
+    try:
+        raw = read_json(path)
+    except MissingFileError:
+        raise
+    except DataError as err:
+        raise DataFormatError(str(err)) from None
+    try:
+        for key in ("train", "valid", "test"):
+            raw[key] = Cases(**raw[key])
+        data = Prepared(**raw)
+        for key in ("train", "valid", "test"):
+            cases = getattr(data, key)
+            if not (isinstance(cases.seqs, list) and isinstance(cases.labels, list)) or len(
+                cases.seqs
+            ) != len(cases.labels):
+                raise ValueError(f"{key}: sequences and labels differ in length")
+    except (TypeError, ValueError, KeyError, AttributeError) as err:
+        raise DataFormatError(f"{path}: not a prepared split ({type(err).__name__}: {err})") from None
+    return data
