@@ -23,12 +23,15 @@ from functools import lru_cache
 
 import numpy as np
 
+from paperlab.config import ConfigError
+
 #: Extra cost of aligning two tokens whose character spans do not overlap (larger than any token edit distance).
 SPAN_PENALTY = 1000.0
 
 
-class VocabMappingError(ValueError):
-    """A source vocabulary that cannot be mapped onto the target's (names the source and gives examples)."""
+class VocabMappingError(ConfigError):
+    """A source vocabulary that cannot be mapped onto the target's (names the source and gives examples): the
+    configured models do not fit together, a :class:`paperlab.config.ConfigError` (one line, exit 2)."""
 
 
 @lru_cache(maxsize=1)

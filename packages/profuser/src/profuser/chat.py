@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from paperlab.config import ConfigError
+
 VICUNA_SYSTEM = (
     "A chat between a curious user and an artificial intelligence assistant. The assistant gives helpful, "
     "detailed, and polite answers to the user's questions."
@@ -35,11 +37,11 @@ TEMPLATES = {"vicuna_v1.1": VICUNA_V1_1, "chatml": CHATML}
 
 def ensure_chat_template(tokenizer: Any, fallback: str, name: str) -> Any:
     """Give ``tokenizer`` the template ``fallback`` (a key of :data:`TEMPLATES`) when it has none; a tokenizer with
-    its own template keeps it. No template and no fallback raises ``ValueError`` naming the model and the field."""
+    its own template keeps it. No template and no fallback raises :class:`~paperlab.config.ConfigError` naming the model and the field."""
     if getattr(tokenizer, "chat_template", None):
         return tokenizer
     if fallback not in TEMPLATES:
-        raise ValueError(
+        raise ConfigError(
             f"{name}: the tokenizer has no chat template and chat_template={fallback!r}; set the model's "
             f"chat_template to one of {sorted(TEMPLATES)} (or chat: false)"
         )

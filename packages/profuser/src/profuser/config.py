@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from paperlab.config import require
+from paperlab.io import derived_key
 from paperlab.scale import ScaleConfig
 from profuser.chat import TEMPLATES
 from profuser.schedule import ScheduleConfig
@@ -20,6 +22,17 @@ METHODS = {
     "ProFuser": (None, True),  # the configured schedule
     "ProFuser-2stage": ("stages", True),  # ablation: a hard switch at fusion.schedule.switch
 }
+
+
+#: file endings of ``data.dataset`` read by :func:`profuser.corpus.load_conversations` rather than ``datasets``
+LOCAL_SUFFIXES = (".json", ".jsonl")
+
+
+def is_local_file(dataset: str) -> bool:
+    """``data.dataset`` names a local JSON / JSONL file (read by :func:`profuser.corpus.load_conversations`)."""
+    return bool(dataset) and (
+        Path(dataset).suffix.lower() in LOCAL_SUFFIXES or Path(dataset).expanduser().is_file()
+    )
 
 
 def _check_template(name: str, value: str) -> None:
@@ -194,3 +207,17 @@ class ExperimentConfig:
     @property
     def is_tiny(self) -> bool:
         return all(s.model == "tiny" for s in self.sources)
+
+    def results_key(self) -> str:
+        """The key of what a method's run is derived from (``runs-<key>.jsonl``, ``runs/<method>-seed<seed>-<key>``):
+        every setting that changes a run's result (not its name, the methods and seeds run, progress bars,
+        lm-eval settings, checkpoint intervals or the layout over GPUs) and, at paper scale, a local corpus file."""
+        settings = asdict(self)
+        settings["train"] = {k: v for k, v in settings["train"].items() if k not in ("scale", "save_steps")}
+        settings["source_train"].pop("save_steps")
+        inputs = [self.data.dataset] if not self.is_tiny and is_local_file(self.data.dataset) else []
+        return derived_key(settings, inputs, drop=("name", "methods", "seeds", "progress", "eval"))
+
+    def run_folder(self, out: Path, method: str, seed: int) -> Path:
+        """Where one method and seed trains (Trainer output, checkpoints, ``final/`` at paper scale)."""
+        return out / "runs" / f"{method}-seed{seed}-{self.results_key()}"

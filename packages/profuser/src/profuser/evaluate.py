@@ -182,7 +182,7 @@ def paper_report(cfg, out: Path, modes, rows_cache: JsonlCache) -> dict[str, Any
     }
     runs = {
         rec["key"]: {
-            "model": str(out / "runs" / f"{rec['method']}-seed{rec['seed']}" / "final"),
+            "model": str(cfg.run_folder(out, rec["method"], rec["seed"]) / "final"),
             "lm_eval": rec.get("lm_eval", {}),
         }
         for rec in rows_cache

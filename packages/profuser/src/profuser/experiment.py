@@ -26,18 +26,15 @@ run), so an interrupted experiment resumes where it stopped.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import statistics
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from paperlab.config import ConfigError
-from paperlab.io import JsonlCache
+from paperlab.io import JsonlCache, atomic_write_json, derived_key, read_json
 from paperlab.models import load_tokenizer, tiny_causal_lm, train_tiny_tokenizer
 from paperlab.report import results_dir
 from paperlab.scale import (
@@ -52,7 +49,8 @@ from paperlab.scale import (
 )
 from paperlab.seed import seed_everything
 from profuser.chat import ensure_chat_template
-from profuser.config import METHODS, DataConfig, EvalConfig, ExperimentConfig, SourceConfig
+from profuser.config import METHODS, EvalConfig, ExperimentConfig, SourceConfig
+from profuser.corpus import load_fusion_samples
 from profuser.evaluate import paper_report, report, selection_stats, skill_accuracy
 from profuser.generate import encode_prompt
 from profuser.modes import Modes, build_modes, load_source
@@ -60,31 +58,39 @@ from profuser.ranks import barrier, main_decides
 from profuser.represent import ModelSide, Sample
 from profuser.reward import ModelReward, RuleReward
 from profuser.schedule import ScheduleConfig
-from profuser.trainer import ProFuserConfig, ProFuserTrainer
+from profuser.trainer import ProFuserConfig, ProFuserTrainer, last_checkpoint
 from profuser.world import build_world, score, texts_for_tokenizer
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ExperimentConfig", "SourceConfig", "load_source", "run", "train_method"]
+__all__ = ["ExperimentConfig", "SourceConfig", "load_fusion_samples", "load_source", "run", "train_method"]
 
 
 # ----------------------------------------------------------------------------------------------- models and data
 
 
 def target_tokenizer(cfg: ExperimentConfig, texts: list[str], out: Path):
-    """The target's tokenizer: trained once on the world's texts by the main process and kept in the results
-    folder (tiny), or the hub model's, given ``target.chat_template`` where it has none."""
+    """(tokenizer, fingerprint) of the target: trained once on the world's texts by the main process and kept in
+    the results folder, reused while its vocabulary size and texts are the same (tiny), or the hub model's, given
+    ``target.chat_template`` where it has none. The fingerprint (:func:`paperlab.io.derived_key`) keys every
+    store in target token ids."""
     t = cfg.target
     if t.model != "tiny":
+        local = [t.model] if Path(t.model).expanduser().exists() else []
+        key = derived_key({"model": t.model, "chat": t.chat, "chat_template": t.chat_template}, local)
         tokenizer = load_tokenizer(t.model)
-        return ensure_chat_template(tokenizer, t.chat_template, "target") if t.chat else tokenizer
+        return (ensure_chat_template(tokenizer, t.chat_template, "target") if t.chat else tokenizer), key
+    key = derived_key({"vocab_size": t.vocab_size, "texts": texts})
     tok_dir = out / "target_tokenizer"
+    stamp = tok_dir / "key.json"
     with distributed_state().main_process_first():
-        if (tok_dir / "tokenizer.json").exists():
-            return load_tokenizer(tok_dir)
+        if (tok_dir / "tokenizer.json").exists() and stamp.exists() and read_json(stamp).get("key") == key:
+            return load_tokenizer(tok_dir), key
         tokenizer = train_tiny_tokenizer(texts, vocab_size=t.vocab_size)
-        tokenizer.save_pretrained(tok_dir)
-        return tokenizer
+        if is_main_process():
+            tokenizer.save_pretrained(tok_dir)
+            atomic_write_json(stamp, {"key": key})
+        return tokenizer, key
 
 
 def fresh_target(cfg: ExperimentConfig, tokenizer, seed: int):
@@ -99,30 +105,6 @@ def fresh_target(cfg: ExperimentConfig, tokenizer, seed: int):
     return load_for_training(t.model, scale)
 
 
-def load_fusion_samples(data: DataConfig) -> list[Sample]:
-    """Paper scale: (prompt, ground truth) pairs of the first turn of each conversation."""
-    from datasets import load_dataset
-
-    with distributed_state().main_process_first():  # the main process downloads, the others read its cache
-        rows = load_dataset(data.dataset, split=data.split)
-    if data.limit:
-        rows = rows.select(range(min(data.limit, len(rows))))
-    out = []
-    for i, row in enumerate(rows):
-        if data.format == "sharegpt":
-            turns = row.get("conversations")
-            if not turns or len(turns) < 2:
-                raise ConfigError(f"{data.dataset}[{i}]: expected a 'conversations' list of >= 2 turns")
-            prompt, response = turns[0]["value"], turns[1]["value"]
-        else:
-            for name in (data.prompt_field, data.response_field):
-                if name not in row:
-                    raise ConfigError(f"{data.dataset}[{i}]: no field {name!r} (fields: {sorted(row)})")
-            prompt, response = row[data.prompt_field], row[data.response_field]
-        out.append(Sample(str(row.get("id", i)), prompt, " " + response.strip()))
-    return out
-
-
 # ----------------------------------------------------------------------------------------------- training and eval
 
 
@@ -131,11 +113,11 @@ def train_method(
 ) -> tuple[Any, list[dict], str]:
     """A fresh target trained by ``method``; returns (model, log history, weights digest). DDP / one process: the
     replicas are checked equal (:func:`paperlab.scale.assert_replicas_equal`). Paper scale: saved with
-    ``trainer.save_model`` (the full weights, gathered under ZeRO-3 / FSDP) to ``runs/<method>-seed<seed>/final``."""
+    ``trainer.save_model`` (the full weights, gathered under ZeRO-3 / FSDP) to ``runs/<method>-seed<seed>-<key>/final``."""
     kind, fused = METHODS[method]
     schedule = cfg.fusion.schedule if kind is None else ScheduleConfig(kind, cfg.fusion.schedule.switch)
     seed_everything(seed)
-    run_dir = out / "runs" / f"{method}-seed{seed}"
+    run_dir = cfg.run_folder(out, method, seed)
     t = cfg.train
     args = ProFuserConfig(
         output_dir=str(run_dir),
@@ -148,6 +130,7 @@ def train_method(
         lr_scheduler_type=t.scheduler,
         save_strategy="steps" if t.save_steps else "no",
         save_steps=t.save_steps or 500,
+        save_total_limit=2,  # the newest may be cut short by an interrupt: the one before stays
         logging_steps=t.logging_steps,
         report_to=[],
         seed=seed,
@@ -165,8 +148,10 @@ def train_method(
     trainer = ProFuserTrainer(
         model, args, modes.inference_items, modes.training_items, tokenizer.pad_token_id
     )
-    resume = main_decides(t.save_steps > 0 and any(run_dir.glob("checkpoint-*")))
-    trainer.train(resume_from_checkpoint=True if resume else None)
+    resume = main_decides(last_checkpoint(run_dir) if t.save_steps > 0 else None)
+    if resume:
+        log.info("%s seed %d: resuming from %s", method, seed, resume)
+    trainer.train(resume_from_checkpoint=resume)
     digest = "" if t.scale.sharded else assert_replicas_equal(model)
     if not cfg.is_tiny:
         trainer.save_model(str(run_dir / "final"))
@@ -191,34 +176,27 @@ def lm_eval_scores(
     return lm_eval_from_config(model, tokenizer, ev)
 
 
-def _config_hash(cfg: ExperimentConfig) -> str:
-    skip = ("name", "methods", "seeds", "progress", "eval")
-    keep = {k: v for k, v in asdict(cfg).items() if k not in skip}
-    keep["train"] = {
-        k: v for k, v in keep["train"].items() if k != "scale"
-    }  # the layout does not change results
-    return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
 def run(cfg: ExperimentConfig) -> dict[str, Any]:
     scale = cfg.train.scale
     distributed_state(scale.timeout_s)  # first: the process group with the raised timeout
     check_launch(scale, "profuser")
+    # the user's corpus is read and checked before any model is loaded
+    corpus = None if cfg.is_tiny else load_fusion_samples(cfg.data)
     out = results_dir("profuser", cfg.name)
     if cfg.is_tiny:
         world = build_world(cfg.world)
         samples = [Sample(e.uid, e.prompt, e.gt) for e in world.fusion]
-        tokenizer = target_tokenizer(cfg, texts_for_tokenizer(world), out)
+        tokenizer, target_key = target_tokenizer(cfg, texts_for_tokenizer(world), out)
         reward = RuleReward(score)
     else:
         world = None
-        tokenizer = target_tokenizer(cfg, [], out)
-        samples = _fit(load_fusion_samples(cfg.data), tokenizer, cfg)
+        tokenizer, target_key = target_tokenizer(cfg, [], out)
+        samples = _fit(corpus, tokenizer, cfg)
         reward = ModelReward.load(cfg.fusion.reward, batch_size=cfg.fusion.reward_batch)
-    target = ModelSide("target", None, tokenizer, chat=cfg.target.chat)
+    target = ModelSide("target", None, tokenizer, chat=cfg.target.chat, fingerprint=target_key)
     modes = build_modes(cfg, world, target, samples, reward, out)
     main = is_main_process()
-    rows_cache = JsonlCache(out / f"runs-{_config_hash(cfg)}.jsonl") if main else None
+    rows_cache = JsonlCache(out / f"runs-{cfg.results_key()}.jsonl") if main else None
     done = main_decides(rows_cache.keys() if main else None)
     for method in cfg.methods:
         for seed in cfg.seeds:
@@ -234,7 +212,7 @@ def run(cfg: ExperimentConfig) -> dict[str, Any]:
                 log.info(
                     "%s seed %d: %s", method, seed, {k: round(v, 1) for k, v in record["accuracy"].items()}
                 )
-            final = out / "runs" / f"{method}-seed{seed}" / "final"
+            final = cfg.run_folder(out, method, seed) / "final"
             if cfg.eval.lm_eval_tasks:
                 record["lm_eval"] = lm_eval_scores(cfg.eval, model, tokenizer, final, scale.sharded)
                 barrier()

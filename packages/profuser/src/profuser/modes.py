@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from paperlab.io import JsonlCache
+from paperlab.io import JsonlCache, derived_key
 from paperlab.models import load_tokenizer
 from paperlab.scale import distributed_state, is_main_process, load_for_inference, map_sharded, world_size
 from profuser.advantage import fuse, inference_mode_choice, training_mode_choice
@@ -29,29 +29,43 @@ from profuser.config import ExperimentConfig, SourceConfig
 from profuser.generate import greedy_responses, server_responses
 from profuser.ranks import counted, main_decides, ranks_work
 from profuser.represent import ModelSide, RepresentationStore, Sample, check_same_samples
-from profuser.sources import TinySourceSpec, tiny_source
+from profuser.sources import TinySourceSpec, source_key, tiny_source
 from profuser.trainer import to_item
+
+
+def source_fingerprint(cfg: ExperimentConfig, s: SourceConfig, world) -> str:
+    """What a source model is, known before loading it (:func:`paperlab.io.derived_key`): a tiny specialist's
+    :func:`profuser.sources.source_key` (spec, training settings, training pairs); a hub model's settings, and
+    its files when it is a local folder. Caches of a source (its stores, its answers) are keyed by it."""
+    if s.model == "tiny":
+        return source_key(_spec(s), world.source_data[s.skill], cfg.source_train)
+    local = [s.model] if Path(s.model).expanduser().exists() else []
+    return derived_key({"model": s.model, "chat": s.chat, "chat_template": s.chat_template}, local)
+
+
+def _spec(s: SourceConfig) -> TinySourceSpec:
+    return TinySourceSpec(s.skill, s.vocab_size, s.family)
 
 
 def load_source(cfg: ExperimentConfig, s: SourceConfig, world, out: Path) -> ModelSide:
     """A tiny specialist (trained once by the main process, then reloaded from the results folder) or a hub
     checkpoint, frozen on this rank's device with its native transformers class (no ``trust_remote_code``: MPT
     is native), its tokenizer given ``chat_template`` where it has none."""
+    fingerprint = source_fingerprint(cfg, s, world)
     with distributed_state().main_process_first():
         if s.model == "tiny":
-            spec = TinySourceSpec(s.skill, s.vocab_size, s.family)
             model, tok = tiny_source(
-                spec,
+                _spec(s),
                 world.source_data[s.skill],
                 cfg.source_train,
                 out / "sources" / s.name,
                 progress=cfg.progress,
             )
-            return ModelSide(s.name, model, tok, chat=False)
+            return ModelSide(s.name, model, tok, chat=False, fingerprint=fingerprint)
         tokenizer = load_tokenizer(s.model)
         if s.chat:
             ensure_chat_template(tokenizer, s.chat_template, s.name)
-        return ModelSide(s.name, load_for_inference(s.model), tokenizer, chat=s.chat)
+        return ModelSide(s.name, load_for_inference(s.model), tokenizer, chat=s.chat, fingerprint=fingerprint)
 
 
 @dataclass
@@ -69,9 +83,20 @@ class Modes:
     work: list[dict[str, int]] = field(default_factory=list)
 
 
+def answer_key(cfg: ExperimentConfig, s_cfg: SourceConfig) -> str:
+    """The generation settings an answer depends on (the prompt is in the sample): greedy, ``max_new_tokens``,
+    and the server when one answers."""
+    return derived_key({"max_new_tokens": cfg.fusion.max_new_tokens, "server": s_cfg.server}, length=8)
+
+
+def _answer_id(prefix: str, sample: Sample) -> str:
+    """A cached answer's key: the source and settings (``prefix``), the sample and its prompt."""
+    return f"{prefix}{sample.uid}/{derived_key(sample.prompt, length=8)}"
+
+
 def _answers(
     cfg: ExperimentConfig, s_cfg: SourceConfig, src: ModelSide, todo: Sequence[Sample], cache: JsonlCache | None,
-    work: Counter,
+    work: Counter, prefix: str,
 ) -> dict[str, str]:  # fmt: skip
     """The source's greedy answers to ``todo``, chunk by chunk over the ranks; the main process appends each chunk
     to the cache. Chunks are whole generation batches, so one process batches exactly as without chunks."""
@@ -95,7 +120,7 @@ def _answers(
         part = list(todo[start : start + chunk])
         texts = map_sharded(counted(answer, work, "answered"), part)
         if cache is not None:
-            cache.extend({"key": f"{src.name}/{s.uid}", "text": t} for s, t in zip(part, texts, strict=True))
+            cache.extend({"key": _answer_id(prefix, s), "text": t} for s, t in zip(part, texts, strict=True))
         got.update({s.uid: t for s, t in zip(part, texts, strict=True)})
     return got
 
@@ -110,10 +135,17 @@ def build_modes(
     build = {"k": k, "progress": cfg.progress, "batch_size": cfg.fusion.represent_batch, "work": work}
     for s_cfg in cfg.sources:
         name = s_cfg.name
+        fingerprint = source_fingerprint(cfg, s_cfg, world)
+        ident = ModelSide(name, None, None, fingerprint=fingerprint).ident
         gt_store = RepresentationStore(out / "reps" / "training" / name)
         own_store = RepresentationStore(out / "reps" / "inference" / name)
+        prefix = f"{ident}/{answer_key(cfg, s_cfg)}/"  # answers of this model, with these generation settings
         known = main_decides(
-            {s.uid: cache.get(f"{name}/{s.uid}")["text"] for s in samples if f"{name}/{s.uid}" in cache}
+            {
+                s.uid: cache.get(_answer_id(prefix, s))["text"]
+                for s in samples
+                if _answer_id(prefix, s) in cache
+            }
             if cache is not None
             else None
         )
@@ -121,14 +153,18 @@ def build_modes(
         own = None if todo else [Sample(s.uid, s.prompt, known[s.uid]) for s in samples]
         cached = main_decides(
             own is not None
-            and gt_store.is_complete(RepresentationStore.key(name, target.name, samples, k))
-            and own_store.is_complete(RepresentationStore.key(name, target.name, own, k))
+            and gt_store.is_complete(RepresentationStore.key(ident, target.ident, samples, k))
+            and own_store.is_complete(RepresentationStore.key(ident, target.ident, own, k))
         )
         # a finished source is not loaded again (at paper scale: 7B weights, on every rank of a launch)
-        src = ModelSide(name, None, None) if cached else load_source(cfg, s_cfg, world, out)
+        src = (
+            ModelSide(name, None, None, fingerprint=fingerprint)
+            if cached
+            else load_source(cfg, s_cfg, world, out)
+        )
         gt_stores[name] = gt_store.build(src, target, samples, **build).load()
         if todo:
-            known.update(_answers(cfg, s_cfg, src, todo, cache, work))
+            known.update(_answers(cfg, s_cfg, src, todo, cache, work, prefix))
             own = [Sample(s.uid, s.prompt, known[s.uid]) for s in samples]
         loaded = own_store.build(src, target, own, **build).load()
         own_reps.append([loaded[s.uid] for s in samples])

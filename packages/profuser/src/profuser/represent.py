@@ -19,9 +19,7 @@ float16) and the source's mean cross entropy on the response (training-mode adva
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,15 +29,16 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from paperlab.io import atomic_write_bytes, atomic_write_json, read_json
+from paperlab.io import DataError, atomic_write_bytes, atomic_write_json, derived_key, read_json
 from paperlab.scale import is_main_process, map_sharded, world_size
 from profuser.align import Tokenized, VocabMapping, align_tokens, one_to_one_sources, tokenize
 from profuser.generate import encode_prompt
 from profuser.ranks import barrier, main_decides
 
 
-class RepresentationError(ValueError):
-    """Stored representations that do not fit together (names the folders and the samples)."""
+class RepresentationError(DataError):
+    """Stored representations that do not fit together, or samples that cannot be represented (names the folders
+    and the samples): a :class:`paperlab.io.DataError` (one line, exit 2 from the command line)."""
 
 
 @dataclass
@@ -69,12 +68,19 @@ class SampleRep:
 
 @dataclass
 class ModelSide:
-    """A model with its tokenizer and whether prompts go through its chat template."""
+    """A model with its tokenizer and whether prompts go through its chat template; ``fingerprint`` says what the
+    model is (its settings and files, :func:`paperlab.io.derived_key`), so that stores of another model under the
+    same name are not reused."""
 
     name: str
     model: object
     tokenizer: object
     chat: bool = False
+    fingerprint: str = ""
+
+    @property
+    def ident(self) -> str:
+        return f"{self.name}@{self.fingerprint}" if self.fingerprint else self.name
 
 
 def _encode(side: ModelSide, sample: Sample) -> tuple[list[int], Tokenized]:
@@ -199,19 +205,20 @@ class RepresentationStore:
         return read_json(self.manifest_path)
 
     @staticmethod
-    def key(
-        source_name: str, target_name: str, samples: Sequence[Sample], k: int, shard_size: int = 256
-    ) -> str:
-        """What a store is of: the two models, k, the shard size and every sample's uid and response."""
-        data = [
-            source_name,
-            target_name,
-            k,
-            shard_size,
-            [s.uid for s in samples],
-            [s.response for s in samples],
-        ]
-        return hashlib.sha256(json.dumps(data).encode()).hexdigest()[:16]
+    def key(source: str, target: str, samples: Sequence[Sample], k: int, shard_size: int = 256) -> str:
+        """What a store is derived from (:func:`paperlab.io.derived_key`): the two models (their
+        :attr:`ModelSide.ident`: name and fingerprint), k, the shard size and every sample's uid, prompt and
+        response."""
+        return derived_key(
+            {
+                "source": source,
+                "target": target,
+                "k": k,
+                "shard_size": shard_size,
+                "samples": [[s.uid, s.prompt, s.response] for s in samples],
+            },
+            length=16,
+        )
 
     def is_complete(self, key: str) -> bool:
         """A finished build of the samples behind ``key`` is on disk (the models are then not needed)."""
@@ -243,7 +250,7 @@ class RepresentationStore:
         uids = [s.uid for s in samples]
         if len(set(uids)) != len(uids):
             raise RepresentationError(f"{self.folder}: sample uids are not unique")
-        key = self.key(source.name, target.name, samples, k, shard_size)
+        key = self.key(source.ident, target.ident, samples, k, shard_size)
         n_shards = (len(samples) + shard_size - 1) // shard_size
         info = {
             "key": key,

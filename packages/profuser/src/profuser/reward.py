@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import torch
 
+from paperlab.config import ConfigError
+
 
 @dataclass
 class RuleReward:
@@ -32,8 +34,8 @@ class ModelReward:
         self, model, tokenizer, *, batch_size: int = 8, max_length: int = 2048, as_pair: bool | None = None
     ) -> None:
         if getattr(model.config, "num_labels", 1) != 1:
-            raise ValueError(
-                f"reward model must have one output (num_labels=1), got {model.config.num_labels}"
+            raise ConfigError(
+                f"fusion.reward: the reward model must have one output (num_labels=1), got {model.config.num_labels}"
             )
         self.model, self.tokenizer, self.batch_size, self.max_length = (
             model.eval(),

@@ -21,7 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from paperlab.config import from_config
+from paperlab.config import ConfigError, from_config
 from paperlab.dryrun import DryRunSpec, ModelShape, load_shape
 from paperlab.scale import ScaleConfig
 from profuser.config import ExperimentConfig
@@ -47,7 +47,9 @@ def dry_run_specs(cfg: Any) -> list[DryRunSpec]:
     """Every GPU phase of the experiment ``cfg`` (a composed Hydra config or an :class:`ExperimentConfig`)."""
     cfg = cfg if isinstance(cfg, ExperimentConfig) else from_config(ExperimentConfig, cfg)
     if cfg.is_tiny:
-        raise ValueError(f"experiment {cfg.name!r} is tiny: the dry run is for hub models (experiment=paper)")
+        raise ConfigError(
+            f"experiment {cfg.name!r} is tiny: the dry run is for hub models (experiment=paper)"
+        )
     scale, t = cfg.train.scale, cfg.train
     specs = [
         DryRunSpec(

@@ -8,8 +8,6 @@ holds one of the same settings.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import random
 from collections.abc import Sequence
@@ -20,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from paperlab.config import require
-from paperlab.io import atomic_write_json
+from paperlab.io import atomic_write_json, derived_key, load_checkpoint, read_json, save_checkpoint
 from paperlab.models import load_causal_lm, load_tokenizer, tiny_causal_lm, train_tiny_tokenizer
 from profuser.generate import encode_pairs, response_loss
 
@@ -36,11 +34,13 @@ class LMTrainConfig:
     lr: float = 3.0e-3
     warmup: int = 30
     seed: int = 0
+    save_steps: int = 200  # a checkpoint every N steps (0: none), from which an interrupted training resumes
 
     def __post_init__(self) -> None:
         require(self.steps > 0, "steps", self.steps, "> 0")
         require(self.batch > 0, "batch", self.batch, "> 0")
         require(self.lr > 0, "lr", self.lr, "> 0")
+        require(self.save_steps >= 0, "save_steps", self.save_steps, ">= 0 (0: no checkpoints)")
 
 
 def train_lm(
@@ -51,8 +51,11 @@ def train_lm(
     *,
     desc: str = "train",
     progress: bool = True,
+    checkpoint: Path | None = None,
 ) -> list[float]:
-    """AdamW with linear warm-up then cosine decay; returns the loss of every step."""
+    """AdamW with linear warm-up then cosine decay; returns the loss of every step. With ``checkpoint`` (a file)
+    the model, optimizer, schedule, step, losses and every RNG state are saved there atomically every
+    ``cfg.save_steps`` steps, and a run that finds one continues from it to the same result."""
     rng = random.Random(cfg.seed)
     torch.manual_seed(cfg.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
@@ -64,9 +67,16 @@ def train_lm(
             * (1 + torch.cos(torch.tensor(torch.pi * s / cfg.steps)).item())
         ),
     )
+    losses: list[float] = []
+    start = 0
+    if checkpoint is not None and checkpoint.is_file():
+        state = load_checkpoint(checkpoint, model=model, optimizer=opt, scheduler=sched)
+        start, losses = state["step"], list(state["extra"]["losses"])
+        rng.setstate(_tuples(state["extra"]["sampler"]))
+        log.info("%s: resumed at step %d of %d from %s", desc, start, cfg.steps, checkpoint)
     model.train()
-    losses = []
-    for _ in tqdm(range(cfg.steps), desc=desc, disable=not progress, leave=False):
+    for step in tqdm(range(start, cfg.steps), desc=desc, disable=not progress, leave=False, initial=start,
+                     total=cfg.steps):  # fmt: skip
         batch = encode_pairs(tokenizer, [pairs[rng.randrange(len(pairs))] for _ in range(cfg.batch)])
         loss = response_loss(model, batch)
         opt.zero_grad()
@@ -75,8 +85,17 @@ def train_lm(
         opt.step()
         sched.step()
         losses.append(loss.item())
+        done = step + 1
+        if checkpoint is not None and cfg.save_steps and done % cfg.save_steps == 0 and done < cfg.steps:
+            extra = {"losses": losses, "sampler": rng.getstate()}
+            save_checkpoint(checkpoint, model=model, optimizer=opt, scheduler=sched, step=done, extra=extra)
     model.eval()
     return losses
+
+
+def _tuples(state):
+    """``random.Random.getstate()`` as saved (tuples may come back as lists)."""
+    return tuple(_tuples(x) for x in state) if isinstance(state, list | tuple) else state
 
 
 @dataclass
@@ -98,20 +117,31 @@ def tiny_source(
     *,
     progress: bool = True,
 ):
-    """Train (or reload) one specialist on ``pairs``; returns (model, tokenizer)."""
-    key = hashlib.sha256(
-        json.dumps([asdict(spec), asdict(train), list(pairs)[:50], len(pairs)], sort_keys=True).encode()
-    ).hexdigest()[:12]
+    """Train (or reload) one specialist on ``pairs``; returns (model, tokenizer). The trained source in
+    ``out_dir`` is reused only when its :func:`source_key` (its spec, training settings and every pair) is the
+    same; an interrupted training resumes from ``out_dir/train-<key>.pt``."""
+    key = source_key(spec, pairs, train)
     stamp = out_dir / "source.json"
-    if stamp.exists() and json.loads(stamp.read_text()).get("key") == key:
+    if stamp.exists() and read_json(stamp).get("key") == key:
         return load_causal_lm(out_dir, dtype="float32", device="cpu").eval(), load_tokenizer(out_dir)
     tokenizer = train_tiny_tokenizer([p + r for p, r in pairs], vocab_size=spec.vocab_size)
     model = tiny_causal_lm(
         tokenizer=tokenizer, layers=spec.layers, hidden=spec.hidden, family=spec.family, seed=train.seed
     )
-    losses = train_lm(model, tokenizer, pairs, train, desc=f"source {spec.skill}", progress=progress)
     out_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint = out_dir / f"train-{key}.pt"
+    losses = train_lm(
+        model, tokenizer, pairs, train, desc=f"source {spec.skill}", progress=progress, checkpoint=checkpoint
+    )
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     atomic_write_json(stamp, {"key": key, "spec": asdict(spec), "final_loss": sum(losses[-20:]) / 20})
+    checkpoint.unlink(missing_ok=True)
     return model, tokenizer
+
+
+def source_key(spec: TinySourceSpec, pairs: Sequence[tuple[str, str]], train: LMTrainConfig) -> str:
+    """What a trained tiny source is derived from: its spec, its training settings (not ``save_steps``) and its
+    training pairs (:func:`paperlab.io.derived_key`)."""
+    settings = {k: v for k, v in asdict(train).items() if k != "save_steps"}
+    return derived_key({"spec": asdict(spec), "train": settings, "pairs": [list(p) for p in pairs]})

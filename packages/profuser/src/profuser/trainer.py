@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from transformers import Trainer, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainingArguments
 
+from paperlab.io import atomic_write_json
 from profuser.losses import fusion_loss
 from profuser.represent import SampleRep
 from profuser.schedule import KINDS, ProgressiveSampler, ScheduleConfig
@@ -84,6 +86,28 @@ class ProFuserConfig(TrainingArguments):
         ScheduleConfig(self.schedule_kind, self.switch)
 
 
+#: written atomically into a Trainer checkpoint once all of it is on disk (a kill mid-save leaves none)
+COMPLETE = "complete.json"
+
+
+class MarkComplete(TrainerCallback):
+    """After each checkpoint is saved, the main process writes :data:`COMPLETE` into it: a checkpoint without it
+    was cut short and is not resumed from (:func:`last_checkpoint`)."""
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            atomic_write_json(folder / COMPLETE, {"step": state.global_step})
+        return control
+
+
+def last_checkpoint(output_dir: str | Path) -> str | None:
+    """The newest checkpoint of ``output_dir`` that was saved completely (``resume_from_checkpoint``), or None."""
+    done = [p for p in Path(output_dir).glob("checkpoint-*") if (p / COMPLETE).is_file()]
+    done = [p for p in done if p.name.split("-", 1)[1].isdigit()]
+    return str(max(done, key=lambda p: int(p.name.split("-", 1)[1]))) if done else None
+
+
 class ProFuserTrainer(Trainer):
     def __init__(
         self,
@@ -103,6 +127,7 @@ class ProFuserTrainer(Trainer):
             data_collator=FusionCollator(pad_token_id),
             **kwargs,
         )
+        self.add_callback(MarkComplete())
         self._parts: dict[str, list[float]] = {"clm": [], "fusion": [], "covered": []}
 
     def _get_train_sampler(self, train_dataset=None) -> ProgressiveSampler:
