@@ -62,10 +62,10 @@ def test_out_of_domain_test_set_steps(real_data) -> None:
 def test_bad_trajectories_name_the_file_item_and_field(tmp_path) -> None:
     ok = {"tools": [{"Name": "f"}], "instruction": "q", "conversations": [{"from": "user", "value": "q"}]}
     cases = [
-        ({**ok, "conversations": None, "chains": []}, "item 1: has 'chains'"),
-        ({**ok, "tools": "f"}, "item 1: field 'tools' is str"),
-        ({**ok, "conversations": [{"from": "robot", "value": "x"}]}, r"item 1: conversations\[0\]"),
-        ({k: v for k, v in ok.items() if k != "instruction"}, "item 1: field 'instruction'"),
+        ({**ok, "conversations": None, "chains": []}, "item 2: has 'chains'"),
+        ({**ok, "tools": "f"}, "item 2: field 'tools' is str"),
+        ({**ok, "conversations": [{"from": "robot", "value": "x"}]}, r"item 2: conversations\[0\]"),
+        ({k: v for k, v in ok.items() if k != "instruction"}, "item 2: field 'instruction'"),
     ]
     for row, message in cases:
         path = tmp_path / "bad.json"

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from paperlab.io import DataError, read_jsonl
+from paperlab.io import DataError, existing_file, iter_jsonl
 
 ROLES = ("planner", "caller", "summarizer")
 SPEAKERS = ("user", "assistant", "caller", "observation", "conclusion")
@@ -114,20 +114,44 @@ def check_trajectory(row: Any, where: str) -> Trajectory:
     return Trajectory(tools=tools, instruction=row["instruction"], conversations=convs)
 
 
-def load_trajectories(path: str | Path) -> list[Trajectory]:
-    """Trajectories from a JSON list (ToolBench / alpha-UMi files) or JSONL; every row checked."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    text = path.read_text(encoding="utf-8")
+def load_trajectories(path: str | Path, field: str = "") -> list[Trajectory]:
+    """Trajectories from a JSON list (ToolBench / alpha-UMi files) or JSONL, every row checked: a missing, empty or
+    non-UTF-8 file, a top-level object instead of a list, a file without trajectories or a bad row is a
+    :class:`DataError` naming the file and the item (JSON list, from 1) or line (JSONL) and the field; ``field``
+    names the config field of a missing file."""
+    path = existing_file(path, field)
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise DataError(
+            f"{path}:{line}: not UTF-8 text (byte {raw[err.start]:#x}); save the file as UTF-8"
+        ) from None
+    expected = (
+        "expected a JSON list of trajectories {tools, instruction, conversations} or JSONL (one per line)"
+    )
+    if not text.strip():
+        raise DataError(f"{path}: empty file; {expected}")
     if text.lstrip().startswith("["):
         try:
             rows = json.loads(text)
         except json.JSONDecodeError as e:
             raise DataError(f"{path}:{e.lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
+        trajs = [check_trajectory(r, f"{path}: item {i}") for i, r in enumerate(rows, start=1)]
     else:
-        rows = read_jsonl(path)  # names the bad line; lines split at "\n" only
-    return [check_trajectory(r, f"{path}: item {i}") for i, r in enumerate(rows)]
+        try:
+            whole = json.loads(text)
+        except json.JSONDecodeError:
+            whole = None
+        if isinstance(whole, dict) and not ({"tools", "conversations", "chains"} & set(whole)):
+            raise DataError(f"{path}: a JSON object with keys {sorted(whole)[:5]}; {expected}")
+        if isinstance(whole, dict) and "\n" in text.strip():
+            raise DataError(f"{path}: one JSON object over several lines; {expected}")
+        trajs = [check_trajectory(r, f"{path}:{n}") for n, r in iter_jsonl(path)]
+    if not trajs:
+        raise DataError(f"{path}: no trajectories; {expected}")
+    return trajs
 
 
 def tool_docs(tools: Iterable[dict[str, Any]]) -> str:

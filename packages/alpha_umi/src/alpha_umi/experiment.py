@@ -22,7 +22,7 @@ from typing import Any
 from alpha_umi.data import load_trajectories, role_datasets, training_text
 from alpha_umi.train import TrainConfig, glpft, load_done, single_llm, stage2_only
 from paperlab.config import require
-from paperlab.io import atomic_write_json
+from paperlab.io import atomic_write_json, derived_key, read_json
 from paperlab.report import plot_lines, results_dir, write_results
 
 log = logging.getLogger(__name__)
@@ -121,8 +121,10 @@ def _data(cfg: ExperimentConfig) -> tuple[list[Any], list[Any], list[dict[str, A
             task for task, _ in make_split(cfg.data.live_tasks, seed=2, give_up_rate=cfg.data.give_up_rate)
         ]
         return train, test, live
-    train = [t for p in cfg.data.train_path.split(",") for t in load_trajectories(p.strip())]
-    test = load_trajectories(cfg.data.test_path)
+    train = [
+        t for p in cfg.data.train_path.split(",") for t in load_trajectories(p.strip(), "data.train_path")
+    ]
+    test = load_trajectories(cfg.data.test_path, "data.test_path")
     return train, test[: cfg.data.test_limit or None], []
 
 
@@ -132,10 +134,27 @@ def _base(cfg: ExperimentConfig, data: dict[str, list[dict[str, Any]]], out: Pat
     from paperlab.scale import distributed_state
 
     base = out / "base"
+    key = _base_key(cfg, data)
+    stamp = base / "key.json"
     with distributed_state().main_process_first():  # the main process builds it, the others then find it
-        if not (base / "config.json").is_file():
+        if not (stamp.is_file() and read_json(stamp).get("key") == key and (base / "config.json").is_file()):
             _build_tiny_base(cfg, data, base)
+            atomic_write_json(stamp, {"key": key})
     return base
+
+
+def _base_key(cfg: ExperimentConfig, data: dict[str, list[dict[str, Any]]]) -> str:
+    """What the tiny base is derived from: its shape, tokenizer size, length, seed and the texts its tokenizer is
+    trained on (:func:`paperlab.io.derived_key`)."""
+    texts = [training_text(s, "")["prompt"] + s["target"] for r in data for s in data[r]]
+    return derived_key(
+        {
+            "model": asdict(cfg.model),
+            "max_length": cfg.train.max_length,
+            "seed": cfg.train.seed,
+            "texts": texts,
+        }
+    )
 
 
 def _build_tiny_base(cfg: ExperimentConfig, data: dict[str, list[dict[str, Any]]], base: Path) -> None:
@@ -185,7 +204,10 @@ def _generators(system: str, models: dict[str, Path], cfg: ExperimentConfig, out
             timeout_s=cfg.server_timeout_s,
             concurrency=cfg.server_concurrency,
             retries=cfg.server_retries,
-            cache_path=out / "server_cache" / f"{slug}-{r}{suffix}.jsonl",
+            # keyed by the trained model it stands for: a retrained model is asked again
+            cache_path=out
+            / "server_cache"
+            / f"{slug}-{r}-{load_done(models[r].parent)['key']}{suffix}.jsonl",
         )
         for r in roles
     }
@@ -283,8 +305,9 @@ def run(cfg: ExperimentConfig, out_dir: Path | None = None) -> dict[str, Any]:
     distributed_state(cfg.train.scale.timeout_s)  # before anything starts the process group
     check_launch(cfg.train.scale, "alpha_umi")
     seed_everything(cfg.train.seed)
-    out = Path(out_dir) if out_dir is not None else results_dir("alpha_umi", cfg.name)
+    # the user's files are read and checked before anything is built or written
     train, test, live = _data(cfg)
+    out = Path(out_dir) if out_dir is not None else results_dir("alpha_umi", cfg.name)
     data = role_datasets(train)
     log.info("role data: %s", {k: len(v) for k, v in data.items()})
     base = _base(cfg, data, out)

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from alpha_umi.data import NEXT_CALLER, NEXT_CONCLUSION, NEXT_GIVE_UP, check_trajectory
+from paperlab.config import UserError
 from paperlab.io import DataError, atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -39,21 +40,52 @@ log = logging.getLogger(__name__)
 GROUPS = ("G1_answer", "G2_answer", "G3_answer")
 
 
+def _read_json(path: Path) -> Any:
+    """A ToolBench JSON file; unreadable text or JSON is a :class:`DataError` naming it."""
+    raw = path.read_bytes()
+    try:
+        return json.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not UTF-8 text (byte {raw[err.start]:#x} at offset {err.start})") from None
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}:{err.lineno}: not valid JSON ({err.msg} at column {err.colno})") from None
+
+
+def _text(value: Any, where: str, field: str) -> str:
+    if not isinstance(value, str):
+        raise DataError(f"{where}: {field} is {type(value).__name__}; expected a string")
+    return value
+
+
 def tool_docs(functions: Sequence[dict[str, Any]], where: str) -> list[dict[str, Any]]:
     """ToolBench documents of the OpenAI function schemas (``Finish`` left out)."""
+    if not isinstance(functions, list):
+        raise DataError(f"{where}: answer_generation.function is {type(functions).__name__}; expected a list")
     docs = []
     for j, fn in enumerate(functions):
+        at = f"answer_generation.function[{j}]"
         if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
-            raise DataError(f"{where}: answer_generation.function[{j}] has no string 'name'")
+            raise DataError(f"{where}: {at} has no string 'name'")
         if fn["name"] == "Finish":
             continue
+        params = fn.get("parameters") or {}
+        props = params.get("properties", {}) if isinstance(params, dict) else None
+        if not isinstance(props, dict):
+            raise DataError(f"{where}: {at}.parameters is not an object with 'properties' {{name: schema}}")
         inputs = {}
-        for arg, spec in (fn.get("parameters") or {}).get("properties", {}).items():
-            kind = spec.get("type", "string")
-            inputs[arg] = f"{kind}, {spec['description'][-256:]}" if "description" in spec else kind
-        docs.append(
-            {"Name": fn["name"][-64:], "function": (fn.get("description") or "")[:256], "input": inputs}
-        )
+        for arg, spec in props.items():
+            if not isinstance(spec, dict):
+                raise DataError(
+                    f"{where}: {at}.parameters.properties.{arg} is {type(spec).__name__}; expected an object"
+                )
+            kind = _text(spec.get("type", "string"), where, f"{at}.parameters.properties.{arg}.type")
+            if "description" in spec:
+                desc = _text(spec["description"], where, f"{at}.parameters.properties.{arg}.description")
+                inputs[arg] = f"{kind}, {desc[-256:]}"
+            else:
+                inputs[arg] = kind
+        description = _text(fn.get("description") or "", where, f"{at}.description")
+        docs.append({"Name": fn["name"][-64:], "function": description[:256], "input": inputs})
     return docs
 
 
@@ -65,10 +97,13 @@ def stage1_row(answer: dict[str, Any], where: str) -> dict[str, Any] | None:
     for key in ("query", "function"):
         if key not in gen:
             raise DataError(f"{where}: answer_generation has no {key!r}")
+    messages = gen["train_messages"]
+    if not isinstance(messages, list) or not isinstance(messages[-1], list):
+        raise DataError(f"{where}: answer_generation.train_messages is not a list of message lists")
     return {
         "tools": tool_docs(gen["function"], where),
-        "instruction": gen["query"],
-        "chains": gen["train_messages"][-1],
+        "instruction": _text(gen["query"], where, "answer_generation.query"),
+        "chains": messages[-1],
     }
 
 
@@ -121,7 +156,16 @@ def stage2_row(row: dict[str, Any], where: str) -> dict[str, Any]:
             call = msg.get("function_call")
             if not call:
                 continue
-            span = (msg["content"] + "\n") if msg.get("content") is not None else ""
+            if not isinstance(call, dict):
+                raise DataError(
+                    f"{where}: chains[{j}].function_call is {type(call).__name__}; expected an object"
+                )
+            content = msg.get("content")
+            if content is not None and not isinstance(content, str):
+                raise DataError(
+                    f"{where}: chains[{j}].content is {type(content).__name__}; expected a string"
+                )
+            span = (content + "\n") if content is not None else ""
             if call.get("name") == "Finish":
                 gave_up, answer = _finish(msg.get("content"), call.get("arguments"))
                 if gave_up:
@@ -149,9 +193,15 @@ def stage2_row(row: dict[str, Any], where: str) -> dict[str, Any]:
 
 
 def held_out_ids(data_dir: Path) -> set[str]:
+    """The test query ids of ``test_query_ids/*.json`` (each a JSON list of ids or an object keyed by them)."""
     ids: set[str] = set()
     for path in sorted((data_dir / "test_query_ids").glob("*.json")):
-        ids |= {str(i) for i in json.loads(path.read_text(encoding="utf-8"))}
+        listed = _read_json(path)
+        if not isinstance(listed, list | dict):
+            raise DataError(
+                f"{path}: a JSON {type(listed).__name__}; expected a list of query ids or an object"
+            )
+        ids |= {str(i) for i in listed}
     return ids
 
 
@@ -168,15 +218,16 @@ def convert(data_dir: str | Path, groups: Sequence[str] = GROUPS) -> list[dict[s
         for path in sorted((data_dir / "answer" / group).glob("*.json")):
             if path.name.split("_")[0] in held_out:
                 continue
-            try:
-                answer = json.loads(path.read_text(encoding="utf-8"))
-            except json.JSONDecodeError as err:
-                raise DataError(f"{path}: not valid JSON ({err})") from err
-            row = stage1_row(answer, str(path))
+            row = stage1_row(_read_json(path), str(path))
             if row is None:
                 skipped += 1
                 continue
             rows.append(stage2_row(row, str(path)))
+    if not rows:
+        raise DataError(
+            f"{data_dir}: no answer with train_messages in answer/{{{','.join(groups)}}}/*.json ({skipped} without); "
+            "expected ToolBench's data/ folder"
+        )
     log.info("%s: %d trajectories (%d answers without train_messages)", data_dir, len(rows), skipped)
     return rows
 
@@ -186,7 +237,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(argv) != 2:
         print("usage: python -m alpha_umi.toolbench <toolbench data dir> <out.json>", file=sys.stderr)
         return 2
-    rows = convert(argv[0])
+    try:
+        rows = convert(argv[0])
+    except UserError as err:  # the user's data: one line, exit 2 (paperlab's contract)
+        print(f"alpha_umi.toolbench: error: {err}", file=sys.stderr)
+        return 2
     atomic_write_json(argv[1], rows)
     print(f"{len(rows)} trajectories -> {argv[1]}")
     return 0

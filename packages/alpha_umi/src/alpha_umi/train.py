@@ -12,8 +12,10 @@ The model is loaded and laid out by paperlab's scale contract (``train.scale``: 
 checkpointing) and saved with ``trainer.save_model`` (sharded weights gathered). The single-LLM baseline is the backbone trained on the stage-1 data alone;
 the "stage-2 only" ablation trains the three roles from the base model.
 
-Each run writes ``<out>/<name>/model`` and a ``done.json`` (a finished run is reused), and Trainer checkpoints in
-``<out>/<name>/trainer`` when ``save_strategy`` is set, from which an interrupted run resumes.
+Each run writes ``<out>/<name>/model`` and a ``done.json`` carrying its :func:`run_key` (the start model, the samples,
+the settings): a finished run is reused only for the same key. Trainer checkpoints go to
+``<out>/<name>/trainer-<key>`` every ``save_steps`` (``save_strategy: steps``); an interrupted run resumes from the
+last one saved completely.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 
 from alpha_umi.data import ROLES
 from paperlab.config import require
-from paperlab.io import atomic_write_json, read_json
+from paperlab.io import atomic_write_json, derived_key, read_json
 from paperlab.scale import ScaleConfig
 
 log = logging.getLogger(__name__)
@@ -72,8 +74,52 @@ class TrainConfig:
         return getattr(self, role)
 
 
+#: SFTConfig fields that change neither the trained model nor its logged losses (left out of :func:`run_key`)
+NOT_IN_KEY = ("save_strategy", "save_steps", "save_total_limit", "disable_tqdm")
+#: written atomically into a Trainer checkpoint once all of it is on disk (a kill mid-save leaves none)
+COMPLETE = "complete.json"
+
+
+def run_key(start: str | Path, samples: list[dict[str, Any]], stage: StageConfig, cfg: TrainConfig) -> str:
+    """What a fine-tuning run is derived from (:func:`paperlab.io.derived_key`): the start model (its name, and its
+    files when it is a folder: a retrained stage-1 model or tiny base changes the key), every sample's prompt and
+    target, the stage and the training settings (not checkpointing or progress bars)."""
+    train = asdict(cfg)
+    train["args"] = {k: v for k, v in cfg.args.items() if k not in NOT_IN_KEY}
+    settings = {
+        "start": str(start),
+        "samples": [[s["input"], s["target"]] for s in samples],
+        "stage": asdict(stage),
+        "train": train,
+    }
+    return derived_key(settings, [start] if Path(start).is_dir() else [])
+
+
+def _mark_complete():
+    from transformers import TrainerCallback
+
+    class MarkComplete(TrainerCallback):
+        """After each checkpoint is saved, the main process writes :data:`COMPLETE` into it: a checkpoint without
+        it was cut short and is not resumed from (:func:`last_checkpoint`)."""
+
+        def on_save(self, args, state, control, **kwargs):
+            if state.is_world_process_zero:
+                folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+                atomic_write_json(folder / COMPLETE, {"step": state.global_step})
+            return control
+
+    return MarkComplete()
+
+
+def last_checkpoint(output_dir: str | Path) -> str | None:
+    """The newest checkpoint of ``output_dir`` saved completely (``resume_from_checkpoint``), or None."""
+    done = [p for p in Path(output_dir).glob("checkpoint-*") if (p / COMPLETE).is_file()]
+    done = [p for p in done if p.name.split("-", 1)[1].isdigit()]
+    return str(max(done, key=lambda p: int(p.name.split("-", 1)[1]))) if done else None
+
+
 def make_trainer(
-    start: str | Path, samples: list[dict[str, Any]], stage: StageConfig, cfg: TrainConfig, run_dir: Path
+    start: str | Path, samples: list[dict[str, Any]], stage: StageConfig, cfg: TrainConfig, output_dir: Path
 ):
     """(``SFTTrainer``, samples truncated) for one run: the model at ``start`` loaded through
     :func:`paperlab.scale.load_for_training` (fp32 master weights or a LoRA adapter on a bf16 base, never the
@@ -89,7 +135,7 @@ def make_trainer(
     rows, truncated = sft_rows(tok, samples, cfg.max_length)
     args = SFTConfig(
         **{
-            "output_dir": str(run_dir / "trainer"),
+            "output_dir": str(output_dir),
             "learning_rate": stage.learning_rate,
             "num_train_epochs": stage.epochs,
             "warmup_steps": stage.warmup_ratio,  # a float < 1 is a fraction of the steps (transformers 5)
@@ -108,7 +154,13 @@ def make_trainer(
         }
     )
     model = load_for_training(start, cfg.scale)  # after the args: ZeRO-3 partitions at load
-    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok)
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tok,
+        callbacks=[_mark_complete()],
+    )
     return trainer, truncated
 
 
@@ -148,11 +200,16 @@ def sft(
 
     run_dir = out / name
     model_dir = run_dir / "model"
-    if (run_dir / "done.json").is_file():
+    key = run_key(start, samples, stage, cfg)
+    done = run_dir / "done.json"
+    if done.is_file() and read_json(done).get("key") == key:
         return model_dir
-    trainer, truncated = make_trainer(start, samples, stage, cfg, run_dir)
-    resume = any((run_dir / "trainer").glob("checkpoint-*"))
-    result = trainer.train(resume_from_checkpoint=True if resume else None)
+    trainer_dir = run_dir / f"trainer-{key}"  # checkpoints of another key are never resumed from
+    trainer, truncated = make_trainer(start, samples, stage, cfg, trainer_dir)
+    resume = last_checkpoint(trainer_dir)
+    if resume:
+        log.info("%s: resuming from %s", name, resume)
+    result = trainer.train(resume_from_checkpoint=resume)
     digest = (
         None if cfg.scale.sharded else assert_replicas_equal(trainer.accelerator.unwrap_model(trainer.model))
     )
@@ -163,6 +220,7 @@ def sft(
             run_dir / "done.json",
             {
                 "name": name,
+                "key": key,
                 "start": str(start),
                 "samples": len(samples),
                 "truncated": truncated,
