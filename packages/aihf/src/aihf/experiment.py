@@ -9,8 +9,6 @@ Finished runs are appended to ``runs.jsonl`` in the results folder, so an interr
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import statistics
 from dataclasses import asdict, dataclass, field
@@ -22,7 +20,7 @@ from tqdm.auto import tqdm
 from aihf.methods import METHODS, MethodConfig, optimal_reward, oracle_reward, train
 from aihf.oracle import BigramPolicy, CausalLMPolicy, TaskConfig, make_task
 from paperlab.config import ConfigError, from_config, require
-from paperlab.io import JsonlCache
+from paperlab.io import JsonlCache, derived_key
 from paperlab.report import plot_lines, results_dir, write_results
 
 log = logging.getLogger(__name__)
@@ -84,10 +82,9 @@ def policy_factory(cfg: OracleExperimentConfig):
 
 
 def _config_hash(cfg: OracleExperimentConfig) -> str:
-    keep = {
-        k: v for k, v in asdict(cfg).items() if k not in ("name", "methods", "n_prefs", "seeds", "progress")
-    }
-    return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:12]
+    """The key of the sweep's ``runs-<key>.jsonl``: every setting that changes a run's score (each run is recorded
+    under its method, n_pref and seed; the preference pool is nested, so ``max(n_prefs)`` changes none of them)."""
+    return derived_key(cfg, drop=("name", "methods", "n_prefs", "seeds", "progress"))
 
 
 def run_oracle(cfg: OracleExperimentConfig) -> dict[str, Any]:

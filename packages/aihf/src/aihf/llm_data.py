@@ -7,23 +7,35 @@ Anthropic-HH's ``helpful-base``).
 - preferences: ``prompt``, ``chosen``, ``rejected``; or HH transcripts (``format: hh``);
 - evaluation prompts: ``prompt`` (``columns``) or the prompt of an HH ``chosen`` transcript (``hh``).
 
-A malformed line, a missing or empty field, or an empty set stops with the source, the row and the field.
+A malformed line, a missing or empty field, or an empty set stops with a :class:`paperlab.io.DataError` naming the
+file and line (a hub set: the row) and the field.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from paperlab.config import require
-from paperlab.io import DataError, read_jsonl
+from paperlab.io import DataError, iter_jsonl
 
 HH_SPLIT = "\n\nAssistant:"
 
 
-def _load(source: str, data_dir: str = "") -> tuple[str, list[dict[str, Any]]]:
-    """Rows of a JSONL file, or of a hub dataset ``hub:<name>[:<split>]`` (``data_dir``: the subset folder, as
-    ``datasets.load_dataset(name, data_dir=...)`` takes it; empty: the whole dataset)."""
+def source_file(source: str) -> Path | None:
+    """The local file a data source names (``aihf:<file>``: the package's ``data/`` folder); None for a hub set."""
+    if not source or source.startswith("hub:"):
+        return None
+    if source.startswith("aihf:"):
+        return Path(__file__).parent / "data" / source[5:]
+    return Path(source)
+
+
+def _load(source: str, data_dir: str = "") -> tuple[str, list[tuple[str, dict[str, Any]]]]:
+    """``(source, [(where, row)])``: the rows of a JSONL file, ``where`` naming the file and its line (1-based,
+    blank lines counted), or of a hub dataset ``hub:<name>[:<split>]`` (``where``: the row, from 1; ``data_dir``:
+    the subset folder, as ``datasets.load_dataset(name, data_dir=...)`` takes it; empty: the whole dataset)."""
     if source.startswith("hub:"):
         from datasets import load_dataset
 
@@ -31,12 +43,9 @@ def _load(source: str, data_dir: str = "") -> tuple[str, list[dict[str, Any]]]:
         options = {"data_dir": data_dir} if data_dir else {}
         rows = load_dataset(name, split=split or "train", **options)
         where = f"{source} (data_dir={data_dir})" if data_dir else source
-        return where, [dict(r) for r in rows]
-    if source.startswith("aihf:"):  # a file shipped with the package (the tiny experiment's data)
-        from pathlib import Path
-
-        return source, read_jsonl(Path(__file__).parent / "data" / source[5:])
-    return source, read_jsonl(source)
+        return where, [(f"{where}: row {i}", dict(r)) for i, r in enumerate(rows, start=1)]
+    path = source_file(source)  # aihf:<file>: shipped with the package (the tiny experiment's data)
+    return str(path), [(f"{path}: line {n}", row) for n, row in iter_jsonl(path)]
 
 
 def _field(row: dict[str, Any], key: str, where: str, expected: str) -> str:
@@ -87,8 +96,7 @@ def load_demos(cfg: DataConfig) -> list[dict[str, str]]:
     """``[{prompt, completion}]``; an empty set is an error."""
     source, rows = _load(cfg.demos, cfg.data_dir)
     out = []
-    for i, row in enumerate(rows[: cfg.max_demos or None], start=1):
-        where = f"{source}: row {i}"
+    for where, row in rows[: cfg.max_demos or None]:
         if cfg.demo_format == "hh":
             prompt, completion = split_hh(_field(row, "chosen", where, "an HH transcript"), where)
         else:
@@ -104,8 +112,7 @@ def load_prefs(cfg: DataConfig) -> list[dict[str, str]]:
     """``[{prompt, chosen, rejected}]``; an empty set is an error (use ``w_pref = 0`` to train without)."""
     source, rows = _load(cfg.prefs, cfg.data_dir)
     out = []
-    for i, row in enumerate(rows[: cfg.max_prefs or None], start=1):
-        where = f"{source}: row {i}"
+    for where, row in rows[: cfg.max_prefs or None]:
         if cfg.format == "hh":
             prompt, chosen = split_hh(_field(row, "chosen", where, "an HH transcript"), where)
             prompt_r, rejected = split_hh(_field(row, "rejected", where, "an HH transcript"), where)
@@ -128,8 +135,7 @@ def load_prompts(
     transcript (``hh``); ``limit`` keeps the first rows (0: all). An empty set is an error."""
     where_src, rows = _load(source, data_dir)
     out = []
-    for i, row in enumerate(rows[: limit or None], start=1):
-        where = f"{where_src}: row {i}"
+    for where, row in rows[: limit or None]:
         if fmt == "hh":
             out.append(split_hh(_field(row, "chosen", where, "an HH transcript"), where)[0])
         else:

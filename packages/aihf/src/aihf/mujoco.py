@@ -19,8 +19,6 @@ at CPU scale. Reinforcement learning is stable-baselines3's PPO; this module hol
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import statistics
 from dataclasses import asdict, dataclass, field
@@ -45,7 +43,7 @@ from aihf.mujoco_rl import (
 )
 from paperlab.config import ConfigError, require
 from paperlab.data import cache_root
-from paperlab.io import JsonlCache
+from paperlab.io import JsonlCache, derived_key
 from paperlab.report import plot_lines, results_dir, write_results
 
 log = logging.getLogger(__name__)
@@ -84,7 +82,9 @@ def segments(episodes: list[dict[str, np.ndarray]], n: int, length: int, rng: np
     (obs ``(n, T, d)``, act ``(n, T, k)``, true return ``(n,)``)."""
     usable = [ep for ep in episodes if len(ep["rew"]) >= length]
     if not usable:
-        raise ValueError(f"no episode reaches the segment length {length}; lower `segment`")
+        raise ConfigError(
+            f"segment={length}: no episode reaches the segment length {length}; lower `segment`"
+        )
     obs, act_, ret = [], [], []
     for _ in range(n):
         ep = usable[rng.integers(len(usable))]
@@ -131,8 +131,16 @@ class MujocoConfig:
             raise ConfigError(f"w_demo={self.w_demo}, w_pref={self.w_pref}: both >= 0 and not both 0")
 
 
-def _hash(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:12]
+def expert_key(cfg: MujocoConfig) -> str:
+    """The key of the cached expert: what its PPO training depends on."""
+    return derived_key({"env": cfg.env, "steps": cfg.expert_steps, "seed": cfg.seed, "ppo": asdict(cfg.ppo)})
+
+
+def runs_key(cfg: MujocoConfig) -> str:
+    """The key of ``runs-sb3-<key>.jsonl`` (each run recorded under its method and n_pref): every setting but the
+    labels, and the largest n_pref, which sets how many segment pairs are drawn (the first n of them differ when
+    it changes)."""
+    return derived_key({**asdict(cfg), "n_prefs": max(cfg.n_prefs)}, drop=("name", "progress", "methods"))
 
 
 def train_expert(cfg: MujocoConfig) -> list[tuple[Any, Any]]:
@@ -142,9 +150,7 @@ def train_expert(cfg: MujocoConfig) -> list[tuple[Any, Any]]:
 
     from stable_baselines3 import PPO
 
-    folder = (
-        cache_root() / "aihf" / f"expert-sb3-{cfg.env}-{_hash([cfg.expert_steps, cfg.seed, asdict(cfg.ppo)])}"
-    )
+    folder = cache_root() / "aihf" / f"expert-sb3-{cfg.env}-{expert_key(cfg)}"
     if not (folder / "done").is_file():
         model = None
         chunk = cfg.expert_steps // 5
@@ -163,8 +169,7 @@ def train_expert(cfg: MujocoConfig) -> list[tuple[Any, Any]]:
 
 def run_mujoco(cfg: MujocoConfig) -> dict[str, Any]:
     out = results_dir("aihf", cfg.name)
-    keep = {k: v for k, v in asdict(cfg).items() if k not in ("name", "progress", "methods", "n_prefs")}
-    runs = JsonlCache(out / f"runs-sb3-{_hash(keep)}.jsonl")
+    runs = JsonlCache(out / f"runs-sb3-{runs_key(cfg)}.jsonl")
     pool = train_expert(cfg)
     expert, rms = pool[-1]
     rng = np.random.default_rng(cfg.seed)
