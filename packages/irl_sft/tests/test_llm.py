@@ -208,17 +208,17 @@ def test_bad_demonstrations_are_named(tok_and_models, tmp_path) -> None:
     tok = tok_and_models[0]
     ok = {"prompt": "count from 1 by 1:", "completion": " 2 3 4"}
     path = _write(tmp_path / "no_response.jsonl", [ok, {"prompt": "count from 2 by 1:", "answer": " 3"}])
-    with pytest.raises(DataError, match=r"no_response.jsonl: row 2: field 'completion' is missing"):
+    with pytest.raises(DataError, match=r"no_response.jsonl: line 2: field 'completion' is missing"):
         load_demos(_cfg(data=DataConfig(demos=path, eval_demos=1)), tok)
     long_row = {"prompt": "count " * 60 + "from 1:", "completion": " 2"}
     path = _write(tmp_path / "long.jsonl", [ok, ok, long_row])
-    with pytest.raises(DataError, match=r"long.jsonl: row 3: the prompt has \d+ tokens; max_length 48"):
+    with pytest.raises(DataError, match=r"long.jsonl: line 3: the prompt has \d+ tokens; max_length 48"):
         load_demos(_cfg(data=DataConfig(demos=path, eval_demos=1)), tok)
     kept = load_demos(_cfg(data=DataConfig(demos=path, eval_demos=1), long_prompts="drop"), tok)
     assert len(kept) == 2
     chat = [{"messages": [{"role": "user", "content": "hi"}, {"role": "user", "content": "again"}]}]
     path = _write(tmp_path / "chat.jsonl", chat)
-    with pytest.raises(DataError, match="row 1: the last message of 'messages' is not the assistant's"):
+    with pytest.raises(DataError, match="line 1: the last message of 'messages' is not the assistant's"):
         load_demos(_cfg(data=DataConfig(demos=path, format="chat", eval_demos=1)), tok)
     with pytest.raises(ConfigError, match=r"data\.demos"):
         LLMConfig()
@@ -228,7 +228,7 @@ def test_bad_demonstrations_are_named(tok_and_models, tmp_path) -> None:
     path = _write(
         tmp_path / "prefs.jsonl", [{"prompt": "p", "chosen": " a", "rejected": " b"}, {"prompt": "p"}]
     )
-    with pytest.raises(DataError, match=r"prefs.jsonl: row 2: field 'chosen' is missing"):
+    with pytest.raises(DataError, match=r"prefs.jsonl: line 2: field 'chosen' is missing"):
         load_prefs(_cfg(data=DataConfig(demos="synthetic", eval_prefs=path)), tok)
     user, other = {"role": "user", "content": "hi"}, {"role": "user", "content": "bye"}
     answer = {"role": "assistant", "content": "yes"}
@@ -237,7 +237,7 @@ def test_bad_demonstrations_are_named(tok_and_models, tmp_path) -> None:
 
     chat_tok = copy.deepcopy(tok)  # the module's tokenizer stays without a template
     chat_tok.chat_template = "{% for m in messages %}{{ m['content'] }} {% endfor %}"
-    with pytest.raises(DataError, match=r"chat_prefs\.jsonl: row 1: 'chosen' and 'rejected' differ"):
+    with pytest.raises(DataError, match=r"chat_prefs\.jsonl: line 1: 'chosen' and 'rejected' differ"):
         load_prefs(_cfg(data=DataConfig(demos="synthetic", format="chat", eval_prefs=path)), chat_tok)
 
 

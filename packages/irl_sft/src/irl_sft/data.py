@@ -21,10 +21,11 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from paperlab.config import require
-from paperlab.io import DataError, read_jsonl
+from paperlab.io import DataError, iter_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -83,16 +84,31 @@ def synthetic_prefs(n: int = 48, seed: int = 1) -> list[dict[str, str]]:
     return rows
 
 
-def load_rows(source: str) -> list[dict[str, Any]]:
-    """The raw rows of ``synthetic``, a JSONL file or ``hub:<name>[:<split>]``."""
+def source_file(source: str) -> Path | None:
+    """The local file a data source names; None for ``""``, ``synthetic`` and ``hub:`` sources."""
+    if source in ("", "synthetic") or source.startswith("hub:"):
+        return None
+    return Path(source)
+
+
+def located_rows(source: str) -> list[tuple[str, dict[str, Any]]]:
+    """``[(where, row)]`` of ``synthetic``, a JSONL file (``where``: the file and its 1-based line, blank lines
+    counted; a missing file or a line that is not a JSON object is a :class:`paperlab.io.DataError` naming them) or
+    ``hub:<name>[:<split>]`` (``where``: the row, from 1)."""
     if source == "synthetic":
-        return synthetic_demos()
+        return [(f"{source}: row {i}", r) for i, r in enumerate(synthetic_demos(), start=1)]
     if source.startswith("hub:"):
         from datasets import load_dataset
 
         name, _, split = source[4:].partition(":")
-        return [dict(r) for r in load_dataset(name, split=split or "train")]
-    return read_jsonl(source)
+        rows = load_dataset(name, split=split or "train")
+        return [(f"{source}: row {i}", dict(r)) for i, r in enumerate(rows, start=1)]
+    return [(f"{source}: line {n}", row) for n, row in iter_jsonl(source)]
+
+
+def load_rows(source: str) -> list[dict[str, Any]]:
+    """The raw rows of ``synthetic``, a JSONL file or ``hub:<name>[:<split>]`` (:func:`located_rows`)."""
+    return [row for _, row in located_rows(source)]
 
 
 def _text(row: dict[str, Any], key: str, where: str) -> str:
@@ -106,10 +122,20 @@ def _text(row: dict[str, Any], key: str, where: str) -> str:
 def _messages(row: dict[str, Any], key: str, where: str) -> list[dict[str, Any]]:
     messages = row.get(key)
     if not isinstance(messages, list) or len(messages) < 2:
-        found = "missing" if key not in row else f"{type(messages).__name__} of length {len(messages or [])}"
+        size = f" of length {len(messages)}" if isinstance(messages, list) else ""
+        found = "missing" if key not in row else f"{type(messages).__name__}{size}"
         raise DataError(
             f"{where}: field {key!r} is {found}; expected a list of >= 2 {{role, content}} messages"
         )
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise DataError(
+                f"{where}: {key}[{i}] is {type(message).__name__}; expected a {{role, content}} object"
+            )
+        for name in ("role", "content"):
+            if not isinstance(message.get(name), str):
+                found = "missing" if name not in message else type(message[name]).__name__
+                raise DataError(f"{where}: {key}[{i}]: field {name!r} is {found}; expected a string")
     return messages
 
 
@@ -149,13 +175,12 @@ def _first_turn(row: dict[str, Any], key: str, where: str, tokenizer: Any) -> tu
 def _demos(cfg: Any, tokenizer: Any, source: str) -> tuple[list[dict[str, str]], int, int]:
     """(usable demonstrations of ``source``, rows read, rows dropped for a long prompt)."""
     data = cfg.data
-    rows = load_rows(source)
+    rows = located_rows(source)
     if data.shuffle_seed >= 0:
         random.Random(data.shuffle_seed).shuffle(rows)
     out, dropped = [], 0
     budget = cfg.max_length - cfg.min_completion_tokens
-    for i, row in enumerate(rows, start=1):
-        where = f"{source}: row {i}"
+    for where, row in rows:
         demo: dict[str, str]
         if data.format == "chat" and data.prompt_turns == "first":
             prompt, completion, instruction = _first_turn(row, data.messages_field, where, tokenizer)
@@ -240,12 +265,14 @@ def stage_plan(cfg: Any, tokenizer: Any) -> StagePlan:
 def load_prefs(cfg: Any, tokenizer: Any) -> list[dict[str, str]]:
     """``[{prompt, chosen, rejected}]`` from ``cfg.data.eval_prefs``, checked row by row (file, row, field)."""
     source = cfg.data.eval_prefs
-    rows = synthetic_prefs() if source == "synthetic" else load_rows(source)
+    if source == "synthetic":
+        rows = [(f"{source}: row {i}", r) for i, r in enumerate(synthetic_prefs(), start=1)]
+    else:
+        rows = located_rows(source)
     if cfg.data.eval_prefs_limit:
         rows = rows[: cfg.data.eval_prefs_limit]
     out = []
-    for i, row in enumerate(rows, start=1):
-        where = f"{source}: row {i}"
+    for where, row in rows:
         if cfg.data.format == "chat" and source != "synthetic":
             prompt, chosen = _chat(row, "chosen", where, tokenizer)
             prompt_r, rejected = _chat(row, "rejected", where, tokenizer)

@@ -12,8 +12,6 @@ on a causal LM with TRL, the ``llm`` block).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import statistics
 from dataclasses import asdict, dataclass, field
@@ -25,7 +23,7 @@ from tqdm.auto import tqdm
 from irl_sft.methods import METHODS, MethodConfig, train
 from irl_sft.tiny import TaskConfig, make_task
 from paperlab.config import ConfigError, from_config, require
-from paperlab.io import JsonlCache
+from paperlab.io import JsonlCache, derived_key
 from paperlab.report import plot_lines, results_dir, write_results
 
 log = logging.getLogger(__name__)
@@ -67,8 +65,11 @@ class TinyExperimentConfig:
 
 
 def _config_hash(cfg: TinyExperimentConfig) -> str:
-    keep = {k: v for k, v in asdict(cfg).items() if k not in ("name", "runs", "seeds", "progress", "workers")}
-    return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:12]
+    """The key of the sweep's ``runs-<key>.jsonl``: every setting that changes a run (each is recorded under its
+    run and seed; ``task.seed`` is replaced by each seed; ``workers`` and ``progress`` only change how it runs)."""
+    settings = asdict(cfg)
+    settings["task"].pop("seed")
+    return derived_key(settings, drop=("name", "runs", "seeds", "progress", "workers"))
 
 
 def _mean_sd(values: list[float]) -> tuple[float, float]:

@@ -15,10 +15,11 @@ a schedule they cannot fill. Stage t = 1..T takes its own slice of ``prompts_per
    ``eval.lm_eval_tasks`` is set.
 
 ``T = 1`` with the SFT model as the start is SPIN. Files (under the results folder, written by the main process):
-``stage-<t>/generations.jsonl`` (written before training, so a restarted stage trains on the same pairs),
-``stage-<t>/trainer/checkpoint-*`` (Trainer checkpoints when ``train.save_strategy: steps``; a rerun resumes
-mid-stage from the latest), ``stage-<t>/done.json`` (a rerun skips finished stages), ``metrics.json``, ``results.md``
-and ``stage_metrics.png``. A DDP run ends by checking that every rank holds the same weights.
+``stage-<t>/generations.jsonl`` (drawn from the stage's seed and written before training, so a restarted stage
+trains on the same pairs), ``stage-<t>/trainer/checkpoint-*`` (when ``train.save_strategy: steps``; a rerun resumes
+mid-stage from the last complete one), ``stage-<t>/done.json`` (a rerun skips finished stages), ``metrics.json``,
+``results.md``, ``stage_metrics.png``; all resumed only under the same ``run.json`` key (settings and input files,
+:func:`irl_sft.checkpoints.run_key`). A DDP run ends by checking that every rank holds the same weights.
 """
 
 from __future__ import annotations
@@ -32,13 +33,22 @@ from typing import Any
 
 import torch
 
-from irl_sft.data import DataConfig, load_prefs, load_rows, stage_plan
+from irl_sft.checkpoints import (
+    check_model_path,
+    check_trainer_options,
+    claim_folder,
+    last_checkpoint,
+    logged_loss,
+    run_key,
+)
+from irl_sft.data import DataConfig, load_prefs, load_rows, source_file, stage_plan
 from irl_sft.evaluate import EvalConfig, base_scores, evaluate, lm_eval_scores
 from irl_sft.generation import generation_prompt, sharded_completions
+from irl_sft.report import stage_report
 from irl_sft.reward import RFTConfig, rft_stage
 from paperlab.config import require
 from paperlab.io import atomic_write_json, atomic_write_text, read_json, read_jsonl
-from paperlab.report import plot_lines, results_dir, write_results
+from paperlab.report import results_dir
 from paperlab.scale import ScaleConfig
 
 log = logging.getLogger(__name__)
@@ -85,6 +95,9 @@ class LLMConfig:
     train: dict[str, Any] = field(default_factory=dict)  # IRFTConfig fields (learning_rate, epochs, ...)
 
     def __post_init__(self) -> None:
+        for name in ("model", "eval_reward_model"):
+            check_model_path(getattr(self, name), name)
+        check_model_path(self.rft.reward_model, "rft.reward_model")
         require(self.method in ("irft", "rft"), "method", self.method, "irft or rft")
         require(self.data.demos != "", "data.demos", self.data.demos, "a JSONL path or hub:<name>[:<split>]")
         require(
@@ -182,8 +195,13 @@ def irft_stage(
     trainer = IRFTTrainer(
         model=policy, ref_model=ref, args=args, train_dataset=Dataset.from_list(pairs), processing_class=tok
     )
-    resume = any((stage_dir / "trainer").glob("checkpoint-*"))
-    result = trainer.train(resume_from_checkpoint=True if resume else None)
+    checkpoint = last_checkpoint(
+        stage_dir / "trainer"
+    )  # the newest complete one (train.save_strategy: steps)
+    if checkpoint is not None:
+        log.info("stage %d: resuming the Trainer from %s", t, checkpoint)
+    result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    train_loss = logged_loss(trainer, result.training_loss)
     trained = trainer.accelerator.unwrap_model(trainer.model)
     digest = weights_digest(trained) if cfg.scale.sharded else assert_replicas_equal(trained)
     log.info("rank %d weights digest %s (stage %d)", trainer.accelerator.process_index, digest, t)
@@ -197,7 +215,7 @@ def irft_stage(
     trainer.accelerator.wait_for_everyone()
     del trainer, policy, ref, trained
     _free()
-    return float(result.training_loss), digest
+    return train_loss, digest
 
 
 def merge_adapter(base: str | Path, adapter: Path, out: Path) -> None:
@@ -231,6 +249,7 @@ def _start(cfg: LLMConfig, out: Path, state: Any) -> tuple[Path | str, Any]:
 
 
 def run_llm(cfg: LLMConfig, out_dir: Path | None = None) -> dict[str, Any]:
+    from irl_sft.trainer import IRFTConfig
     from paperlab.scale import check_launch, distributed_state
     from paperlab.seed import seed_everything
 
@@ -238,8 +257,15 @@ def run_llm(cfg: LLMConfig, out_dir: Path | None = None) -> dict[str, Any]:
     # gathered on all of them; files are written by the main process
     state = distributed_state(cfg.scale.timeout_s)
     check_launch(cfg.scale, "irl_sft")
+    check_trainer_options(IRFTConfig, cfg.train, "llm.train")
     seed_everything(cfg.seed)
     out = Path(out_dir) if out_dir is not None else results_dir("irl_sft", cfg.name)
+    for source in (cfg.data.demos, cfg.data.heldout, cfg.data.eval_prefs):
+        if (
+            source_file(source) is not None
+        ):  # a missing or malformed file stops here, before anything is built
+            load_rows(source)
+    claim_folder(out, run_key(cfg), state)
     start, tok = _start(cfg, out, state)
     plan = stage_plan(cfg, tok)  # counts what survives the filters before anything runs
     held = {
@@ -297,7 +323,8 @@ def run_llm(cfg: LLMConfig, out_dir: Path | None = None) -> dict[str, Any]:
         gen_file = stage_dir / "generations.jsonl"
         if gen_file.is_file():
             pairs = read_jsonl(gen_file)
-        else:
+        else:  # drawn from the stage's own seed: a resumed run draws what an uninterrupted one drew
+            seed_everything(cfg.seed + t)
             samples = sharded_completions(cfg, current, tok, [generation_prompt(cfg, d) for d in slice_])
             pairs = [
                 {"prompt": d["prompt"], "chosen": d["completion"], "rejected": s}
@@ -347,40 +374,6 @@ def run_llm(cfg: LLMConfig, out_dir: Path | None = None) -> dict[str, Any]:
         "weights_digest": digest,
     }
     if state.is_main_process:
-        _report(cfg, out, metrics, plan.per_stage, len(plan.held))
+        stage_report(cfg, out, metrics, plan.per_stage, len(plan.held))
     state.wait_for_everyone()
     return metrics
-
-
-def _report(cfg: LLMConfig, out: Path, metrics: dict[str, Any], per_stage: int, n_held: int) -> None:
-    history = metrics["history"]
-    plot_lines(
-        out / "stage_metrics.png",
-        [h["stage"] for h in history],
-        {"ranking accuracy (%)": [h["ranking_acc"] for h in history]},
-        xlabel="IRFT stage (0 = starting model)",
-        ylabel="held-out ranking accuracy (%)",
-        title=f"{cfg.method.upper()} on {cfg.model}: demo vs pi_0 generation",
-    )
-    columns = ["stage", "ranking_acc", "demo_loglik_per_token", "train_loss"]
-    columns += [k for k in ("pref_acc", "judge_reward") if k in history[0]]
-    if cfg.method == "rft":  # the stage's reward model: its accuracy, and the policy's reward before/after RL
-        columns += ["reward_train_acc", "reward_demo", "reward_before", "reward_after"]
-    rows = [{k: h.get(k, "") for k in columns} for h in history]
-    for row, h in zip(
-        rows, history, strict=True
-    ):  # lm-eval: the first metric of each task (acc where it has one)
-        for task, scores in h.get("lm_eval", {}).items():
-            key = "acc" if "acc" in scores else next(iter(scores), "")
-            row[f"{task} {key}"] = scores.get(key, "")
-    write_results(
-        out,
-        metrics,
-        rows=rows,
-        title=f"irl_sft {cfg.name}: {cfg.method.upper()} stages on {cfg.model}",
-        notes=(
-            f"{cfg.stages} stages of {per_stage} prompts, beta {cfg.beta}; held-out: {n_held} demonstrations. "
-            "Ranking accuracy: r = log pi - log pi_0 ranks the demonstration above pi_0's generation."
-        ),
-    )
-    print((out / "results.md").read_text())

@@ -115,6 +115,7 @@ class Task:
 def make_task(cfg: TaskConfig, layers: int = 2, hidden: int = 32, cache: bool = True) -> Task:
     """Draw languages A and B, the demonstrations, and pretrain (or load) the base model on A."""
     from paperlab.data import cache_root
+    from paperlab.io import derived_key
     from paperlab.models import tiny_causal_lm
 
     g = torch.Generator().manual_seed(cfg.seed)
@@ -129,11 +130,11 @@ def make_task(cfg: TaskConfig, layers: int = 2, hidden: int = 32, cache: bool = 
         cfg.vocab + 1, layers=layers, hidden=hidden, heads=2, max_position=cfg.length + 2, seed=cfg.seed
     )
     base = Policy(model, cfg.vocab, cfg.length)
-    path = (
-        cache_root()
-        / "irl_sft"
-        / f"base-v{cfg.vocab}-l{cfg.length}-s{cfg.seed}-p{cfg.pretrain_steps}-{layers}x{hidden}.pt"
-    )
+    what = {
+        k: getattr(cfg, k) for k in ("vocab", "length", "seed", "pretrain_steps")
+    }  # language A, its steps
+    key = derived_key({**what, "layers": layers, "hidden": hidden, "lr": 3e-3, "batch": 64})
+    path = cache_root() / "irl_sft" / f"base-{key}.pt"
     if cache and path.is_file():
         base.load_state_dict(torch.load(path, weights_only=True))
     else:
