@@ -10,6 +10,7 @@ from hydra.errors import MissingConfigException
 from PIL import Image
 
 from paperlab.config import ConfigError, compose, from_config
+from paperlab.io import DataError
 from semmim import losses
 from semmim.data import SceneConfig, SceneObject
 from semmim.evaluate import retrieval
@@ -319,17 +320,17 @@ def test_bad_vqa_files_name_the_file_entry_and_field(tmp_path):
     for field in ("answers", "question", "image"):
         path = tmp_path / f"no_{field}.json"
         path.write_text(json.dumps([good, {k: v for k, v in good.items() if k != field}]))
-        with pytest.raises(ValueError, match=rf"no_{field}\.json: entry 1 needs the field '{field}'"):
+        with pytest.raises(DataError, match=rf"no_{field}\.json: item 2: field '{field}' is missing"):
             read_vqa_file(path, 32)
     path = tmp_path / "empty.json"
     path.write_text(json.dumps([{**good, "answers": []}]))
-    with pytest.raises(ValueError, match=r"empty\.json: entry 0 has an empty 'answers'"):
+    with pytest.raises(DataError, match=r"empty\.json: item 1: field 'answers' must be a non-empty list"):
         read_vqa_file(path, 32)
     path = tmp_path / "good.json"
     path.write_text(
         json.dumps([good, {**good, "question": "What shape?", "answers": ["A circle", "square"]}])
     )
-    with pytest.raises(FileNotFoundError, match=r"good\.json: entry 0: image 'a\.png' not found"):
+    with pytest.raises(DataError, match=r"good\.json: item 1: image .*a\.png not found"):
         read_vqa_file(path, 32)
     Image.new("RGB", (8, 8), (255, 0, 0)).save(tmp_path / "a.png")
     data = read_vqa_file(path, 16)
@@ -338,7 +339,7 @@ def test_bad_vqa_files_name_the_file_entry_and_field(tmp_path):
     captions = tmp_path / "captions.json"
     rows = [{"image": "a.png", "caption": "red"}, {"image": "b.png", "caption": "green"}, {"image": "a.png"}]
     captions.write_text(json.dumps(rows))
-    with pytest.raises(ValueError, match=r"captions\.json: entry 2 needs the field 'caption'"):
+    with pytest.raises(DataError, match=r"captions\.json: item 3: field 'caption' is missing"):
         read_caption_images(captions, 16)
     Image.new("RGB", (8, 8), (0, 255, 0)).save(tmp_path / "b.png")
     captions.write_text(json.dumps([*rows[:2], {"image": "a.png", "caption": "a red square"}]))

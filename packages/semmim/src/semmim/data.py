@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from paperlab.config import require
+from paperlab.io import DataError, read_json
 
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (230, 40, 40),
@@ -223,27 +223,58 @@ class HubTokenizer:
         return enc["input_ids"], enc["attention_mask"].bool()
 
 
+def load_image(path: Path, image_size: int, where: str) -> torch.Tensor:
+    """An RGB image file as uint8 ``(3, image_size, image_size)``; a missing or unreadable one is a
+    :class:`paperlab.io.DataError` naming ``where`` (the list file and item) and the image file."""
+    from PIL import Image
+
+    try:
+        if not path.is_file():
+            raise DataError(f"{where}: image {path} not found")
+        with Image.open(path) as img:
+            rgb = img.convert("RGB").resize((image_size, image_size))
+    except DataError:
+        raise
+    except (
+        Exception
+    ) as err:  # PIL reports a broken file as OSError, SyntaxError, ValueError, struct.error, ...
+        raise DataError(f"{where}: image {path} cannot be read ({type(err).__name__}: {err})") from None
+    return torch.from_numpy(np.asarray(rgb).copy()).permute(2, 0, 1)
+
+
+def read_rows(path: str | Path, what: str, fields: tuple[tuple[str, type], ...]) -> list[dict]:
+    """The rows of a JSON list file, each checked for ``fields`` (name, type) before anything else is read; a
+    missing, malformed or empty file or a row without a field is a :class:`paperlab.io.DataError` naming the file,
+    the item (from 1) and the field."""
+    rows = read_json(path)
+    if not isinstance(rows, list) or not rows:
+        found = "an empty list" if isinstance(rows, list) else type(rows).__name__
+        raise DataError(f"{path}: expected a JSON list of {what} rows, got {found}")
+    for i, row in enumerate(rows, start=1):
+        if not isinstance(row, dict):
+            raise DataError(f"{path}: item {i} is {type(row).__name__}; expected an object")
+        for name, kind in fields:
+            value = row.get(name)
+            if not isinstance(value, kind) or isinstance(value, bool) or (kind is str and not value.strip()):
+                found = "missing" if name not in row else f"{type(value).__name__} {value!r}"[:60]
+                raise DataError(
+                    f"{path}: item {i}: field {name!r} is {found}; expected a non-empty {kind.__name__}"
+                )
+    return rows
+
+
 def read_caption_file(path: str | Path, image_size: int) -> CaptionSet:
-    """Load a JSON list of ``{"image": path (relative to the file), "caption": str}``, resized to ``image_size``.
+    """Load a JSON list of ``{"image": path (relative to the file), "caption": str}``, resized to ``image_size``
+    (errors: :func:`read_rows`, :func:`load_image`).
 
     Meant for small evaluation sets; the 4M-image pretraining corpus streams the same format in shards.
     """
-    from PIL import Image
-
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path}: caption file not found (expected a JSON list of image/caption rows)"
-        )
-    rows = json.loads(path.read_text(encoding="utf-8"))
-    images, captions = [], []
-    for i, row in enumerate(rows):
-        if not isinstance(row, dict) or "image" not in row or "caption" not in row:
-            raise ValueError(f"{path}: row {i} needs the fields 'image' and 'caption', got {row!r}")
-        img = Image.open(path.parent / row["image"]).convert("RGB").resize((image_size, image_size))
-        images.append(torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1))
-        captions.append(str(row["caption"]))
-    return CaptionSet(torch.stack(images), captions, [[] for _ in captions])
+    rows = read_rows(path, "image/caption", (("image", str), ("caption", str)))
+    images = [
+        load_image(path.parent / r["image"], image_size, f"{path}: item {i}") for i, r in enumerate(rows, 1)
+    ]
+    return CaptionSet(torch.stack(images), [r["caption"] for r in rows], [[] for _ in rows])
 
 
 def augment(

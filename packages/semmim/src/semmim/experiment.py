@@ -4,7 +4,9 @@ Tiny scale (``semmim-tiny``, ``semmim-study``): the synthetic scene corpus of :m
 a fresh model pretrained for the same number of steps from the same seed; test retrieval (held-out colour-shape
 combinations) and the colour-of-a-named-object probe go to ``results/semmim/<exp>/`` (``metrics.json``,
 ``results.md``/``.csv``, ``r1.png``, ``loss.png``). One line per finished (method, seed) is cached in ``runs.jsonl``
-so an interrupted study resumes where it stopped.
+so an interrupted study resumes where it stopped; with ``train.checkpoint_every`` a run in progress is checkpointed
+(``checkpoint_<method>_<seed>_<key>.pt``, atomic) and resumes mid-run to the uninterrupted result. Both carry the key
+of the settings and caption files (:func:`_config_key`): a changed setting or file is not served an old run.
 
 Paper scale (``semmim-paper``): ViT-B/16 + BERT-base on JSON caption files (see :func:`semmim.data.read_caption_file`),
 with checkpoints every ``train.checkpoint_every`` steps; run it with ``accelerate launch -m semmim experiment=paper``.
@@ -13,8 +15,6 @@ with checkpoints every ``train.checkpoint_every`` steps; run it with ``accelerat
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import logging
 import statistics
 from dataclasses import asdict, dataclass, field
@@ -23,7 +23,7 @@ import torch
 
 from paperlab.config import require
 from paperlab.device import pick_device
-from paperlab.io import JsonlCache
+from paperlab.io import DataError, JsonlCache, derived_key
 from paperlab.report import plot_bars, plot_lines, results_dir, write_results
 from paperlab.seed import seed_everything
 from semmim.data import (
@@ -139,9 +139,13 @@ def build_model(cfg: ExperimentConfig, method: str, seed: int, tokenizer) -> Sem
 
 
 def _config_key(cfg: ExperimentConfig) -> str:
+    """The key of a run's cache line and checkpoint: every setting that changes a (method, seed) run, and the
+    caption files' path, size and modification time (:func:`paperlab.io.derived_key`)."""
+    settings = asdict(cfg)
+    settings["train"].pop("checkpoint_every")  # when to checkpoint does not change the result
+    files = [cfg.corpus.train_file, cfg.corpus.test_file] if cfg.corpus.kind == "files" else []
     skip = ("methods", "seeds", "progress", "name", "save_weights")
-    payload = {k: v for k, v in asdict(cfg).items() if k not in skip}
-    return hashlib.sha1(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:10]
+    return derived_key(settings, [f for f in files if f], drop=skip)
 
 
 def run_one(
@@ -294,13 +298,25 @@ def report(cfg: ExperimentConfig, runs: list[dict], out) -> dict:
 
 
 def load_corpus(cfg: ExperimentConfig):
+    """(train, test, tokenizer): the scene corpus, or the caption files (read and checked first: a bad file stops
+    the run before anything is built) with the word tokenizer of the scene captions for ``model.text: tiny``, else
+    the hub tokenizer of ``model.text``."""
     if cfg.corpus.kind == "synthetic":
         tokenizer = WordTokenizer(vocabulary(), cfg.model.max_text_len)
         return make_split(cfg.data, "train"), make_split(cfg.data, "test"), tokenizer
-    tokenizer = HubTokenizer(cfg.model.text, cfg.model.max_text_len)
-    train = read_caption_file(cfg.corpus.train_file, cfg.model.image_size)
-    test = read_caption_file(cfg.corpus.test_file or cfg.corpus.train_file, cfg.model.image_size)
-    return train, test, tokenizer
+    files = [cfg.corpus.train_file, cfg.corpus.test_file or cfg.corpus.train_file]
+    train, test = (read_caption_file(f, cfg.model.image_size) for f in files)
+    if cfg.model.text != "tiny":
+        return train, test, HubTokenizer(cfg.model.text, cfg.model.max_text_len)
+    limit = cfg.model.max_text_len - 2  # [CLS] and [SEP]
+    for path, split in zip(files, (train, test), strict=True):
+        for i, caption in enumerate(split.captions, start=1):
+            if len(caption.split()) > limit:
+                raise DataError(
+                    f"{path}: item {i}: the caption has {len(caption.split())} words; model.max_text_len="
+                    f"{cfg.model.max_text_len} allows {limit}"
+                )
+    return train, test, WordTokenizer(vocabulary(), cfg.model.max_text_len)
 
 
 def run(cfg: ExperimentConfig) -> dict:
@@ -318,7 +334,7 @@ def run(cfg: ExperimentConfig) -> dict:
             name = f"{key}/{method}/{seed}"
             weights = out / f"{method}_seed{seed}.pt" if cfg.save_weights else None
             if name not in cache or (weights is not None and not weights.is_file()):
-                ckpt = out / f"checkpoint_{method}_{seed}.pt" if cfg.train.checkpoint_every else None
+                ckpt = out / f"checkpoint_{method}_{seed}_{key}.pt" if cfg.train.checkpoint_every else None
                 result = run_one(cfg, method, seed, train, test, tokenizer, device, ckpt, weights)
                 cache.append({"key": name, **result})
                 log.info(

@@ -17,8 +17,6 @@ fine-tunes a randomly initialised model (what pretraining adds).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -28,6 +26,7 @@ import torch
 
 from paperlab.config import from_config, hydra_entry, require, setup_logging
 from paperlab.device import pick_device
+from paperlab.io import derived_key, existing_file
 from paperlab.report import plot_lines, results_dir, write_results
 from paperlab.seed import seed_everything
 from semmim.data import HubTokenizer, SceneConfig, WordTokenizer, make_split, vocabulary
@@ -158,8 +157,7 @@ def tiny_pretrained(cfg: FinetuneConfig, device) -> Path:
     experiment = ExperimentConfig(
         name="finetune_pretrain", data=cfg.data, model=cfg.model, train=cfg.pretrain.train
     )
-    spec = {"experiment": asdict(experiment), "pretrain": asdict(cfg.pretrain)}
-    key = hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10]
+    key = derived_key({"experiment": asdict(experiment), "pretrain": asdict(cfg.pretrain)})
     pre = cfg.pretrain
     path = results_dir("semmim", "finetune_pretrain") / f"{pre.method}_seed{pre.seed}_{key}.pt"
     if path.is_file():
@@ -211,8 +209,8 @@ def run(cfg: FinetuneConfig) -> dict:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     device = pick_device(cfg.device)
     start = time.time()
+    init = cfg.init if cfg.init in ("", "scratch") else existing_file(cfg.init, "init")
     data = load_task_data(cfg)
-    init = cfg.init if cfg.init in ("", "scratch") else Path(cfg.init)
     init = tiny_pretrained(cfg, device) if init == "" else init
     pre_seconds = time.time() - start
     seed_everything(cfg.seed)
@@ -270,6 +268,7 @@ def _run(cfg) -> None:
 
 
 main = hydra_entry("semmim", _run, config_name="finetune")
+
 
 if __name__ == "__main__":
     main()

@@ -9,7 +9,6 @@ here with each distinct image held once (:func:`read_caption_images`).
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from paperlab.io import DataError
 from paperlab.metrics import normalize_answer
-from semmim.data import SceneConfig, SceneObject, make_split
+from semmim.data import SceneConfig, SceneObject, load_image, make_split, read_rows
 
 #: the words of the synthetic questions, appended to :func:`semmim.data.vocabulary` (ids of the caption words stay)
 QUESTION_WORDS = ("what", "colour", "shape", "is", "the", "object", "how", "many", "objects")
@@ -82,41 +82,14 @@ def soft_targets(answers: Sequence[Sequence[str]], vocabulary: Sequence[str]) ->
     return out
 
 
-def _load_image(path: Path, image_size: int) -> torch.Tensor:
-    from PIL import Image
-
-    img = Image.open(path).convert("RGB").resize((image_size, image_size))
-    return torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1)
-
-
-def _rows(path: str | Path, what: str, fields: tuple[tuple[str, type], ...]) -> list[dict]:
-    """The rows of a JSON list file, each checked for ``fields`` (name, type) before anything else is read."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: {what} file not found")
-    rows = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(rows, list):
-        raise ValueError(f"{path}: expected a JSON list of {what} rows, got {type(rows).__name__}")
-    for i, row in enumerate(rows):
-        for name, kind in fields:
-            if not isinstance(row, dict) or not isinstance(row.get(name), kind):
-                raise ValueError(f"{path}: entry {i} needs the field {name!r} ({kind.__name__}), got {row!r}")
-    return rows
-
-
 def _distinct_images(path: Path, rows: list[dict], image_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``(images (M, 3, S, S) uint8, image_of (N,))``: every distinct ``image`` path read once."""
     slots: dict[str, int] = {}
     images = []
-    for i, row in enumerate(rows):
+    for i, row in enumerate(rows, start=1):
         if row["image"] not in slots:
-            image = path.parent / row["image"]
-            if not image.is_file():
-                raise FileNotFoundError(
-                    f"{path}: entry {i}: image {row['image']!r} not found (looked for {image})"
-                )
             slots[row["image"]] = len(images)
-            images.append(_load_image(image, image_size))
+            images.append(load_image(path.parent / row["image"], image_size, f"{path}: item {i}"))
     return torch.stack(images), torch.tensor([slots[row["image"]] for row in rows])
 
 
@@ -125,10 +98,10 @@ def read_vqa_file(path: str | Path, image_size: int) -> VQASet:
     without ``image`` / ``question`` / ``answers`` or with an empty answer list raises an error naming the file, the
     row index and the field."""
     path = Path(path)
-    rows = _rows(path, "VQA", (("image", str), ("question", str), ("answers", list)))
-    for i, row in enumerate(rows):
-        if not row["answers"]:
-            raise ValueError(f"{path}: entry {i} has an empty 'answers' list")
+    rows = read_rows(path, "VQA", (("image", str), ("question", str), ("answers", list)))
+    for i, row in enumerate(rows, start=1):
+        if not row["answers"] or not all(isinstance(a, str | int | float) for a in row["answers"]):
+            raise DataError(f"{path}: item {i}: field 'answers' must be a non-empty list of strings")
     images, image_of = _distinct_images(path, rows, image_size)
     questions = [row["question"].lower().rstrip("?").strip() for row in rows]
     return VQASet(
@@ -162,7 +135,7 @@ def read_caption_images(path: str | Path, image_size: int) -> CaptionImages:
     :func:`semmim.data.read_caption_file`) with each distinct image read once; a missing file or a row without
     ``image`` / ``caption`` raises an error naming the file, the row index and the field."""
     path = Path(path)
-    rows = _rows(path, "caption", (("image", str), ("caption", str)))
+    rows = read_rows(path, "caption", (("image", str), ("caption", str)))
     images, image_of = _distinct_images(path, rows, image_size)
     return CaptionImages(images, image_of, [row["caption"] for row in rows])
 

@@ -1,5 +1,6 @@
 """One runner per downstream task: build the task model around the pretrained SemMIM model, score it before
-fine-tuning (or a baseline), fine-tune with :func:`semmim.train.fit`, score it again. Each returns
+fine-tuning (or a baseline), fine-tune with :func:`semmim.train.fit` (checkpointed every ``train.checkpoint_every``
+steps and resumed from there, :func:`finetune_checkpoint`), score it again. Each returns
 ``{"rows": table rows, "metrics": {...}, "history": logged losses, "train": the schedule used}``."""
 
 from __future__ import annotations
@@ -9,12 +10,15 @@ import math
 import os
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
+from paperlab.io import derived_key
 from paperlab.metrics import coco_caption_scores, hit_rate_at_k
+from paperlab.report import results_dir
 from semmim.data import CaptionSet
 from semmim.evaluate import itm_rerank, retrieval
 from semmim.finetune_data import CaptionImages, VQASet, answer_vocabulary, soft_targets, vqa_accuracy
@@ -68,6 +72,20 @@ def head_groups(model: torch.nn.Module, cfg: FinetuneConfig) -> list[dict]:
     ]
 
 
+def finetune_checkpoint(cfg: FinetuneConfig, train: TrainConfig) -> Path | None:
+    """With ``train.checkpoint_every``: the checkpoint the fine-tuning saves to (atomically, every N steps) and
+    resumes from, ``results/semmim/finetune_<task>/checkpoint-<key>.pt``, keyed by every setting and the init
+    weights' and task files' path, size and modification time (:func:`paperlab.io.derived_key`)."""
+    if not train.checkpoint_every:
+        return None
+    settings = dataclasses.asdict(cfg)
+    settings["train"] = {k: v for k, v in dataclasses.asdict(train).items() if k != "checkpoint_every"}
+    files = [cfg.task.train_file, cfg.task.test_file] if cfg.task.source == "files" else []
+    files += [cfg.init] if cfg.init not in ("", "scratch") else []
+    key = derived_key(settings, files, drop=("progress",))
+    return results_dir("semmim", f"finetune_{cfg.task.name}") / f"checkpoint-{key}.pt"
+
+
 def _fit(model, cfg: FinetuneConfig, train: TrainConfig, inputs, device, after_step=None) -> list[dict]:
     history = fit(
         model,
@@ -75,6 +93,7 @@ def _fit(model, cfg: FinetuneConfig, train: TrainConfig, inputs, device, after_s
         inputs,
         after_step=after_step,
         param_groups=head_groups(model, cfg),
+        checkpoint=finetune_checkpoint(cfg, train),
         progress=cfg.progress,
         description=f"finetune {cfg.task.name}",
         device=device,

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from paperlab.config import ConfigError, require
-from paperlab.io import atomic_torch_save
+from paperlab.io import MissingFileError, atomic_torch_save
 from semmim import losses
 from semmim.masking import patch_relevance, random_mask, text_guided_mask
 from semmim.model import (
@@ -327,7 +327,7 @@ def load_weights(model: SemMIMModel, path: str | Path) -> None:
     every missing / unexpected key and mismatching shape."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: pretrained SemMIM weights not found (init=...)")
+        raise MissingFileError(f"{path}: pretrained SemMIM weights not found (init=...)")
     state = torch.load(path, map_location="cpu", weights_only=False)
     weights = state["model"] if isinstance(state, dict) and "model" in state else state
     weights = {k: v for k, v in weights.items() if k not in FRESH_STATE}
