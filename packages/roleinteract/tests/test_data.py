@@ -60,7 +60,7 @@ def test_malformed_item_names_file_index_and_field(tmp_path: Path, mutate, field
         load_items(path)
     message = str(err.value)
     assert str(path) in message
-    assert "item 2" in message
+    assert "item 3" in message  # 1-based: the third item
     assert f"field {field}" in message
 
 

@@ -72,17 +72,18 @@ def test_fixture_run_writes_the_report_and_rescoring_reproduces_it(tmp_path: Pat
     md = (tmp_path / "results.md").read_text()
     assert "arXiv 2403.13679" in md and "preference drift" in md
 
-    rescored = evaluate(
-        EvalConfig(
-            name="t",
-            data=[],
-            fixtures=True,
-            models=["tiny", "random:1", "oracle"],
-            rescore_only=True,
-            progress=False,
-        ),
-        out_dir=tmp_path,
+    again = EvalConfig(
+        name="t",
+        data=[],
+        fixtures=True,
+        models=["tiny", "random:1", "oracle"],
+        rescore_only=True,
+        progress=False,
     )
+    with pytest.raises(CacheMissError):  # other generation settings: the cached tiny answers do not apply
+        evaluate(again, out_dir=tmp_path)
+    again.generation = cfg.generation  # the settings the answers were made with
+    rescored = evaluate(again, out_dir=tmp_path)
     assert rescored["models"] == metrics["models"]
     with pytest.raises(CacheMissError):
         evaluate(

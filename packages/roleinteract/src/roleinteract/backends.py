@@ -17,7 +17,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from paperlab.config import require
+from paperlab.config import UserError, require
 from roleinteract.data import MEMORY, Item
 from roleinteract.prompts import chat_messages
 
@@ -199,8 +199,10 @@ class EndpointConfig:
         require(self.timeout_s > 0, "timeout_s", self.timeout_s, "> 0")
 
 
-class EndpointError(RuntimeError):
-    """The server refused a request for good (a 4xx other than 429, or retries exhausted)."""
+class EndpointError(UserError, RuntimeError):
+    """The server refused a request for good (a 4xx other than 429, or retries exhausted): a
+    :class:`~paperlab.config.UserError` (the configured ``endpoint.*`` is wrong or down), one line and exit 2 from
+    the command line; the answers already cached are kept."""
 
 
 _RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}

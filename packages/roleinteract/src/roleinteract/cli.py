@@ -1,22 +1,17 @@
-"""Command line entry point: ``python -m roleinteract experiment=<exp>`` or ``roleinteract-run experiment=<exp>``."""
+"""Command line entry point: ``python -m roleinteract experiment=<exp>`` or ``roleinteract-run experiment=<exp>``.
 
-import sys
+paperlab's :func:`~paperlab.config.hydra_entry` keeps the error contract: a config or data error (a
+:class:`~paperlab.config.UserError`: bad file, missing answer in the cache, unreachable endpoint) is one line
+``roleinteract: error: ...`` and exit 2; SIGINT / SIGTERM exit 130 / 143 and the rerun resumes from the cache.
+"""
 
 from paperlab.config import hydra_entry, setup_logging
-from paperlab.data import DataUnavailableError
-from roleinteract.backends import EndpointError
-from roleinteract.data import DataFormatError
 from roleinteract.experiment import run
-from roleinteract.harness import CacheMissError
 
 
 def _run(cfg) -> None:
     setup_logging()
-    try:
-        run(cfg)
-    except (DataFormatError, DataUnavailableError, CacheMissError, EndpointError) as err:
-        print(f"roleinteract: {type(err).__name__}: {err}", file=sys.stderr)
-        sys.exit(2)
+    run(cfg)
 
 
 main = hydra_entry("roleinteract", _run)

@@ -5,7 +5,8 @@ Each file is a JSON list of items ``{dialogue, instruction, choices, label, meta
 (absent for the open-ended memory questions), ``label`` is a list of option letters (or, for memory
 questions, of keywords), and ``meta`` carries ``category`` and ``lang`` plus, per dimension, ``name`` (the
 role played) and ``profile`` (role name -> profile text). A malformed item stops the load with an error that
-names the file, the item index and the field.
+names the file, where the item is (``item N``: 1-based index in a JSON array; ``line N``: 1-based line of a JSONL
+file) and the field.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from paperlab.io import DataError
+from paperlab.io import DataError, MissingFileError, _read_text
 
 # The nine categories of the published files (official `dataset.py`, `format_prompt`).
 SA_STYLE = "Individual-SA-RoleStyle"
@@ -97,34 +98,40 @@ class Item:
         return not self.is_open_ended and len(self.label) > 1
 
 
-def _fail(path: Path | str, index: int | None, fieldname: str, expected: str, got: Any) -> DataFormatError:
-    where = f"{path}" if index is None else f"{path}: item {index}"
+def _fail(path: Path | str, where: str | None, fieldname: str, expected: str, got: Any) -> DataFormatError:
+    place = f"{path}" if where is None else f"{path}: {where}"
     shown = repr(got)
     if len(shown) > 80:
         shown = shown[:77] + "..."
-    return DataFormatError(f"{where}: field {fieldname!r}: expected {expected}, got {shown}")
+    return DataFormatError(f"{place}: field {fieldname!r}: expected {expected}, got {shown}")
 
 
-def parse_item(raw: Any, index: int, path: Path | str, stem: str | None = None) -> Item:
-    """Validate one raw item of a published file and return it as an :class:`Item`."""
+def parse_item(
+    raw: Any, index: int, path: Path | str, stem: str | None = None, where: str | None = None
+) -> Item:
+    """Validate one raw item of a published file and return it as an :class:`Item`.
+
+    ``index`` (0-based, in the file) makes the item id; errors say ``where`` the item is (default ``item
+    <index + 1>``; a JSONL file passes ``line <number>``)."""
+    index_where = where if where is not None else f"item {index + 1}"
     if not isinstance(raw, dict):
-        raise _fail(path, index, "<item>", "a JSON object", raw)
+        raise _fail(path, index_where, "<item>", "a JSON object", raw)
     for key in ("dialogue", "label", "meta"):
         if key not in raw:
-            raise _fail(path, index, key, "a field present", "<missing>")
+            raise _fail(path, index_where, key, "a field present", "<missing>")
     meta = raw["meta"]
     if not isinstance(meta, dict):
-        raise _fail(path, index, "meta", "an object", meta)
+        raise _fail(path, index_where, "meta", "an object", meta)
     category = meta.get("category")
     if category not in CATEGORIES:
-        raise _fail(path, index, "meta.category", f"one of {', '.join(CATEGORIES)}", category)
+        raise _fail(path, index_where, "meta.category", f"one of {', '.join(CATEGORIES)}", category)
     lang = meta.get("lang")
     if not isinstance(lang, str) or lang.lower() not in LANGS:
-        raise _fail(path, index, "meta.lang", "'en' or 'zh'", lang)
+        raise _fail(path, index_where, "meta.lang", "'en' or 'zh'", lang)
 
     dialogue = raw["dialogue"]
     if not isinstance(dialogue, list) or not dialogue:
-        raise _fail(path, index, "dialogue", "a non-empty list of {from, value}", dialogue)
+        raise _fail(path, index_where, "dialogue", "a non-empty list of {from, value}", dialogue)
     turns = []
     for t, turn in enumerate(dialogue):
         if (
@@ -132,43 +139,49 @@ def parse_item(raw: Any, index: int, path: Path | str, stem: str | None = None) 
             or not isinstance(turn.get("from"), str)
             or not isinstance(turn.get("value"), str)
         ):
-            raise _fail(path, index, f"dialogue[{t}]", "an object with string 'from' and 'value'", turn)
+            raise _fail(path, index_where, f"dialogue[{t}]", "an object with string 'from' and 'value'", turn)
         turns.append(Turn(turn["from"], turn["value"]))
 
     instruction = raw.get("instruction", "")
     if not isinstance(instruction, str):
-        raise _fail(path, index, "instruction", "a string", instruction)
+        raise _fail(path, index_where, "instruction", "a string", instruction)
 
     label = raw["label"]
     if not isinstance(label, list) or not label or not all(isinstance(x, str) and x for x in label):
-        raise _fail(path, index, "label", "a non-empty list of strings", label)
+        raise _fail(path, index_where, "label", "a non-empty list of strings", label)
 
     choices = raw.get("choices")
     if category == MEMORY:
         if choices is not None and not isinstance(choices, dict):
-            raise _fail(path, index, "choices", "an object or absent (open-ended memory question)", choices)
+            raise _fail(
+                path, index_where, "choices", "an object or absent (open-ended memory question)", choices
+            )
     else:
         if not isinstance(choices, dict) or len(choices) < 2:
-            raise _fail(path, index, "choices", "an object with at least two options", choices)
+            raise _fail(path, index_where, "choices", "an object with at least two options", choices)
         for letter, text in choices.items():
             if letter not in OPTION_LETTERS or not isinstance(text, str):
-                raise _fail(path, index, f"choices.{letter}", f"a letter in {OPTION_LETTERS} with text", text)
+                raise _fail(
+                    path, index_where, f"choices.{letter}", f"a letter in {OPTION_LETTERS} with text", text
+                )
         if any(letter not in OPTION_LETTERS for letter in label):
-            raise _fail(path, index, "label", f"option letters in {OPTION_LETTERS}", label)
+            raise _fail(path, index_where, "label", f"option letters in {OPTION_LETTERS}", label)
         if any(letter not in choices for letter in label):
             # The published emotional_perception.json has one such item (zh humour, gold D of A-C); the
             # official harness keeps it, so do we: it is unanswerable except by the oracle.
-            log.warning("%s: item %d: gold %s not among the choices %s", path, index, label, sorted(choices))
+            log.warning("%s: %s: gold %s not among the choices %s", path, index_where, label, sorted(choices))
 
     if category in PROFILE_CATEGORIES:
         name = meta.get("name")
         profile = meta.get("profile")
         if not isinstance(name, str) or not name:
-            raise _fail(path, index, "meta.name", "the name of the role played", name)
+            raise _fail(path, index_where, "meta.name", "the name of the role played", name)
         if not isinstance(profile, dict) or not all(isinstance(v, str) for v in profile.values()):
-            raise _fail(path, index, "meta.profile", "an object role name -> profile text", profile)
+            raise _fail(path, index_where, "meta.profile", "an object role name -> profile text", profile)
         if category not in GROUP_CATEGORIES and name not in profile:
-            raise _fail(path, index, "meta.profile", f"a profile for meta.name {name!r}", sorted(profile))
+            raise _fail(
+                path, index_where, "meta.profile", f"a profile for meta.name {name!r}", sorted(profile)
+            )
 
     stem = stem if stem is not None else Path(str(path)).stem
     return Item(
@@ -183,34 +196,52 @@ def parse_item(raw: Any, index: int, path: Path | str, stem: str | None = None) 
     )
 
 
+def _read(path: Path) -> str:
+    """The file's text (UTF-8, a BOM dropped); missing or not UTF-8: a DataError naming the file (paperlab's
+    reader; a missing file stays a ``FileNotFoundError`` too)."""
+    try:
+        return _read_text(path)
+    except MissingFileError:
+        raise
+    except DataError as err:
+        raise DataFormatError(str(err)) from None
+
+
 def load_items(path: str | Path, limit: int | None = None) -> list[Item]:
-    """Load and validate one benchmark file (``.json`` list or ``.jsonl``, as the official ``json_load``)."""
+    """Load and validate one benchmark file (``.json`` list or ``.jsonl``, as the official ``json_load``).
+
+    A missing file, text that is not UTF-8 or not JSON, and a file without items are :class:`DataFormatError`
+    naming the file; errors give the 1-based ``line`` of a JSONL file or ``item`` of a JSON list."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such benchmark file")
-    text = path.read_text(encoding="utf-8")
+    text = _read(path)
+    located: list[tuple[str, Any]] = []
     if path.suffix == ".jsonl":
-        raw_items = []
-        for number, line in enumerate(
-            text.split("\n"), start=1
-        ):  # not splitlines(): U+0085 / U+2028 in strings
+        for number, line in enumerate(text.split("\n"), start=1):  # not splitlines(): U+0085 / U+2028
             if line.strip():
                 try:
-                    raw_items.append(json.loads(line))
+                    located.append((f"line {number}", json.loads(line)))
                 except json.JSONDecodeError as err:
-                    raise DataFormatError(f"{path}: line {number}: not valid JSON ({err.msg})") from err
-    else:
+                    hint = ""
+                    if not located and line.lstrip().startswith("["):
+                        hint = "; the file looks like a JSON array, JSONL holds one item per line"
+                    raise DataFormatError(
+                        f"{path}: line {number}: not valid JSON ({err.msg}, column {err.colno}){hint}"
+                    ) from None
+    elif text.strip():
         try:
             raw_items = json.loads(text)
         except json.JSONDecodeError as err:
             raise DataFormatError(
                 f"{path}: line {err.lineno} column {err.colno}: not valid JSON ({err.msg})"
-            ) from err
+            ) from None
         if not isinstance(raw_items, list):
             raise _fail(path, None, "<top level>", "a JSON list of items", type(raw_items).__name__)
+        located = [(f"item {i}", raw) for i, raw in enumerate(raw_items, start=1)]
+    if not located:
+        raise DataFormatError(f"{path}: no items (expected a JSON list of benchmark items, or one per line)")
     if limit is not None:
-        raw_items = raw_items[:limit]
-    return [parse_item(raw, i, path) for i, raw in enumerate(raw_items)]
+        located = located[:limit]
+    return [parse_item(raw, i, path, where=where) for i, (where, raw) in enumerate(located)]
 
 
 def load_benchmark(paths: Iterable[str | Path], limit: int | None = None) -> list[Item]:

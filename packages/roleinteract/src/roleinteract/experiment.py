@@ -7,7 +7,7 @@ Models are given as short specs: ``tiny`` (a random tiny Llama built offline), `
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from roleinteract.backends import (
 )
 from roleinteract.data import Item, fixture_paths, load_benchmark
 from roleinteract.harness import ask_all, preference_drift, replies_from_cache, score_replies
-from roleinteract.prompts import build_prompt
+from roleinteract.prompts import build_prompt, prompt_hash
 from roleinteract.report import (
     PAPER_SOURCE,
     PUBLISHED,
@@ -119,18 +119,47 @@ def backend_name(spec: str, cfg: EvalConfig) -> str:
     return spec if kind != "endpoint" else f"endpoint:{rest}"
 
 
+def answer_settings(spec: str, cfg: EvalConfig, items: list[Item]) -> dict[str, Any] | None:
+    """What, besides the model's name and the prompt, changes a model's answers: the part of the answer-cache
+    key (:func:`roleinteract.harness.settings_key`) that keeps a changed setting from reusing stale answers.
+    None for the oracle and random backends (their name holds their seed)."""
+    kind, _, rest = spec.partition(":")
+    if kind in ("oracle", "random"):
+        return None
+    if kind == "endpoint":
+        e = cfg.endpoint
+        keep = ("base_url", "temperature", "max_tokens", "max_tokens_open", "system")
+        return {"settings": {k: getattr(e, k) for k in keep}}
+    settings: dict[str, Any] = {
+        "generation": asdict(cfg.generation),
+        "dtype": cfg.dtype,
+        "device": cfg.device,
+    }
+    if kind == "tiny":  # its tokenizer is trained on the prompts of every item evaluated
+        settings["tokenizer_texts"] = [prompt_hash(build_prompt(it)) for it in items]
+        return {"settings": settings}
+    local = Path(rest).expanduser()
+    return {"settings": settings, "inputs": [local] if local.exists() else []}
+
+
 def make_backend(spec: str, cfg: EvalConfig, items: list[Item]) -> Backend:
     kind, _, rest = spec.partition(":")
     if kind == "oracle":
-        return OracleBackend()
-    if kind == "random":
-        return RandomBackend(int(rest) if rest else cfg.seed)
-    if kind == "tiny":
-        return TransformersBackend.tiny([build_prompt(it) for it in items], seed=cfg.seed, gen=cfg.generation)
-    if kind == "hf":
-        return TransformersBackend.from_pretrained(rest, cfg.generation, dtype=cfg.dtype, device=cfg.device)
-    endpoint = EndpointConfig(**{**cfg.endpoint.__dict__, "model": rest})
-    return EndpointBackend(endpoint)
+        backend: Any = OracleBackend()
+    elif kind == "random":
+        backend = RandomBackend(int(rest) if rest else cfg.seed)
+    elif kind == "tiny":
+        backend = TransformersBackend.tiny(
+            [build_prompt(it) for it in items], seed=cfg.seed, gen=cfg.generation
+        )
+    elif kind == "hf":
+        backend = TransformersBackend.from_pretrained(
+            rest, cfg.generation, dtype=cfg.dtype, device=cfg.device
+        )
+    else:
+        backend = EndpointBackend(EndpointConfig(**{**cfg.endpoint.__dict__, "model": rest}))
+    backend.settings = answer_settings(spec, cfg, items)
+    return backend
 
 
 def evaluate(cfg: EvalConfig, out_dir: Path | None = None) -> dict[str, Any]:
@@ -147,12 +176,15 @@ def evaluate(cfg: EvalConfig, out_dir: Path | None = None) -> dict[str, Any]:
     for spec in cfg.models:
         name = backend_name(spec, cfg)
         if cfg.rescore_only:
-            replies = replies_from_cache(cache, name, items)
+            replies = replies_from_cache(cache, name, items, answer_settings(spec, cfg, items))
         else:
             backend = make_backend(spec, cfg, items)
-            replies = ask_all(backend, items, cache, progress=cfg.progress)
+            status = out / "progress.json"
+            replies = ask_all(backend, items, cache, progress=cfg.progress, progress_file=status)
             if cfg.drift:
-                drift_of = preference_drift(backend, items, cache, progress=cfg.progress)
+                drift_of = preference_drift(
+                    backend, items, cache, progress=cfg.progress, progress_file=status
+                )
                 if drift_of:
                     drift[name] = drift_of
         summaries[name] = aggregate(items, score_replies(items, replies), cfg.score)
@@ -162,7 +194,7 @@ def evaluate(cfg: EvalConfig, out_dir: Path | None = None) -> dict[str, Any]:
     chance_row = {
         "model": "chance (analytic, from option counts)",
         **chance,
-        "Avg": sum(present) / len(present),
+        "Avg": sum(present) / len(present) if present else None,
     }
     rows = (
         [model_row(name, s) for name, s in summaries.items()] + [chance_row] + published_rows(cfg.paper_rows)
@@ -196,7 +228,9 @@ def print_table(metrics: dict[str, Any], paper_rows: list[str]) -> None:
     rows = [model_row(n, s) for n, s in metrics["models"].items()]
     chance = metrics["chance"]
     present = [v for v in chance.values() if v is not None]
-    rows.append({"model": "chance (analytic)", **chance, "Avg": sum(present) / len(present)})
+    rows.append(
+        {"model": "chance (analytic)", **chance, "Avg": sum(present) / len(present) if present else None}
+    )
     rows += published_rows(paper_rows)
     print(markdown_table(rows, TABLE_COLUMNS))
     cols = [c for c in PAPER_COLUMNS if chance.get(c) is not None]

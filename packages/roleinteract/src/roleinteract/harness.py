@@ -1,9 +1,11 @@
 """Asking a backend every question once, with a JSONL answer cache that makes runs resumable.
 
 Every answer is appended (and flushed) to the cache the moment it arrives, under the key
-``(model, item id, prompt hash)``. A rerun asks only what is missing, so an interrupted run resumes without
-asking anything twice, and re-scoring a cache (:func:`replies_from_cache`) needs no model at all. A changed
-prompt (another template or data version) changes the hash, so stale answers are never reused.
+``(model, settings key, item id, prompt hash)``. A rerun asks only what is missing, so an interrupted run resumes
+without asking anything twice, and re-scoring a cache (:func:`replies_from_cache`) needs no model at all. A changed
+prompt (another template or data version) changes the hash, and a changed setting that changes the answers
+(generation budget, dtype, temperature, the tiny model's tokenizer texts: a backend's ``settings``, keyed by
+:func:`paperlab.io.derived_key`) changes the settings key, so stale answers are never reused.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ import logging
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from tqdm.auto import tqdm
 
-from paperlab.io import JsonlCache
+from paperlab.io import DataError, JsonlCache, atomic_write_json, derived_key
 from roleinteract.backends import Backend, Query
 from roleinteract.data import GROUP_CATEGORIES, Item
 from roleinteract.prompts import build_prompt, prompt_hash
@@ -24,21 +27,43 @@ from roleinteract.scoring import extract_options, score_reply
 log = logging.getLogger(__name__)
 
 
-class CacheMissError(LookupError):
-    """Re-scoring asked for an answer the cache does not hold."""
+class CacheMissError(DataError, LookupError):
+    """Re-scoring asked for an answer the cache does not hold (a data error naming the cache file)."""
 
 
-def cache_key(model: str, item_id: str, prompt: str) -> str:
+def settings_key(settings: Any) -> str:
+    """The part of the cache key for a backend's answer-changing ``settings`` ("" when it has none)."""
+    if settings is None:
+        return ""
+    return derived_key(settings.get("settings"), settings.get("inputs", ()))
+
+
+def cache_key(model: str, item_id: str, prompt: str, variant: str = "") -> str:
+    if variant:
+        return f"{model}|{variant}|{item_id}|{prompt_hash(prompt)}"
     return f"{model}|{item_id}|{prompt_hash(prompt)}"
 
 
+#: answers between two writes of the progress file
+PROGRESS_EVERY = 8
+
+
 def ask_all(
-    backend: Backend, items: Sequence[Item], cache_path: str | Path, *, progress: bool = True
+    backend: Backend,
+    items: Sequence[Item],
+    cache_path: str | Path,
+    *,
+    progress: bool = True,
+    progress_file: str | Path | None = None,
 ) -> dict[str, str]:
-    """Replies of ``backend`` to every item (item id -> reply text), asking only what the cache lacks."""
+    """Replies of ``backend`` to every item (item id -> reply text), asking only what the cache lacks.
+
+    With ``progress_file``, ``{"model", "answered", "of"}`` is written there (atomically) every
+    :data:`PROGRESS_EVERY` answers and at the end: how far an interrupted run got (the cache holds the answers)."""
     cache = JsonlCache(cache_path)
     queries = [Query(item, build_prompt(item)) for item in items]
-    keys = [cache_key(backend.name, q.item.item_id, q.prompt) for q in queries]
+    variant = settings_key(getattr(backend, "settings", None))
+    keys = [cache_key(backend.name, q.item.item_id, q.prompt, variant) for q in queries]
     pending = [i for i, key in enumerate(keys) if key not in cache]
     if len(pending) < len(queries):
         log.info(
@@ -50,28 +75,44 @@ def ask_all(
         )
     if pending:
         bar = tqdm(total=len(pending), desc=backend.name, unit="q", disable=not progress, leave=False)
+
+        def note(done: int) -> None:
+            if progress_file is not None:
+                answered = len(queries) - len(pending) + done
+                atomic_write_json(
+                    progress_file, {"model": backend.name, "answered": answered, "of": len(queries)}
+                )
+
         for j, reply in backend.iter_answers([queries[i] for i in pending]):
             i = pending[j]
             cache.append(
                 {
                     "key": keys[i],
                     "model": backend.name,
+                    "settings": variant,
                     "item_id": queries[i].item.item_id,
                     "prompt_hash": prompt_hash(queries[i].prompt),
                     "reply": reply,
                 }
             )
             bar.update(1)
+            if bar.n % PROGRESS_EVERY == 0 and bar.n < len(pending):
+                note(bar.n)
+        note(len(pending))
         bar.close()
     return {q.item.item_id: cache.get(key)["reply"] for q, key in zip(queries, keys, strict=True)}
 
 
-def replies_from_cache(cache_path: str | Path, model: str, items: Sequence[Item]) -> dict[str, str]:
-    """The cached replies of ``model`` to ``items`` without any backend; a missing answer is an error naming it."""
+def replies_from_cache(
+    cache_path: str | Path, model: str, items: Sequence[Item], settings: dict[str, Any] | None = None
+) -> dict[str, str]:
+    """The cached replies of ``model`` (run with ``settings``, as its backend's) to ``items`` without any
+    backend; a missing answer is an error naming it."""
     cache = JsonlCache(cache_path)
+    variant = settings_key(settings)
     out = {}
     for item in items:
-        key = cache_key(model, item.item_id, build_prompt(item))
+        key = cache_key(model, item.item_id, build_prompt(item), variant)
         record = cache.get(key)
         if record is None:
             have = ", ".join(cached_models(cache_path)) or "none"
@@ -101,7 +142,12 @@ def without_group_context(item: Item) -> Item:
 
 
 def preference_drift(
-    backend: Backend, items: Sequence[Item], cache_path: str | Path, *, progress: bool = True
+    backend: Backend,
+    items: Sequence[Item],
+    cache_path: str | Path,
+    *,
+    progress: bool = True,
+    progress_file: str | Path | None = None,
 ) -> dict[str, dict[str, float | int]]:
     """Group-level drift per social-preference polarity.
 
@@ -113,8 +159,8 @@ def preference_drift(
     if not group:
         return {}
     solo = [without_group_context(it) for it in group]
-    with_group = ask_all(backend, group, cache_path, progress=progress)
-    alone = ask_all(backend, solo, cache_path, progress=progress)
+    with_group = ask_all(backend, group, cache_path, progress=progress, progress_file=progress_file)
+    alone = ask_all(backend, solo, cache_path, progress=progress, progress_file=progress_file)
     out: dict[str, dict[str, float | int]] = {}
     for category in GROUP_CATEGORIES:
         pairs = [(g, s) for g, s in zip(group, solo, strict=True) if g.category == category]
