@@ -171,7 +171,7 @@ def test_unclosed_float_is_skipped_and_later_floats_kept(tmp_path):
 def test_find_papers_and_bad_inputs(tiny_paper, tmp_path):
     assert find_papers(tiny_paper) == [("tiny_paper", tiny_paper / "main.tex")]
     assert find_papers(tiny_paper.parent)[0][0] == "tiny_paper"
-    with pytest.raises(FileNotFoundError, match="not a folder"):
+    with pytest.raises(FileNotFoundError, match="no such folder"):
         find_papers(tmp_path / "nope")
     with pytest.raises(FileNotFoundError, match="no M-Paper JSONL"):
         load_mpaper(tmp_path)

@@ -29,7 +29,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from paperlab.config import require
-from paperlab.io import atomic_write_json, atomic_write_text
+from paperlab.io import DataError, MissingFileError, atomic_write_json, atomic_write_text, iter_jsonl
 from paperowl.latex import expand_macros, find_main_file, flatten
 from paperowl.outline import OutlineGenerator, make_outliner
 from paperowl.parse import Diagram, Paper, Paragraph, parse_paper
@@ -113,7 +113,11 @@ def find_papers(src: str | Path) -> list[tuple[str, Path]]:
     sub-folders (two levels deep, e.g. ``programmable-kv/paper/``), sorted by name."""
     src = Path(src)
     if not src.is_dir():
-        raise FileNotFoundError(f"{src}: not a folder of LaTeX sources")
+        if src.exists():
+            raise DataError(
+                f"{src}: is a file; expected a folder of LaTeX sources (a paper folder or a folder of them)"
+            )
+        raise MissingFileError(f"{src}: no such folder; expected a folder of LaTeX sources")
     main = find_main_file(src)
     if main is not None:
         return [(src.name, main)]
@@ -312,7 +316,13 @@ def build(
     diagrams_meta: list[dict[str, Any]] = []
     warnings: list[str] = []
     per_paper: dict[str, dict[str, Any]] = {}
-    for name, main in tqdm(find_papers(src), desc="papers", unit="paper"):
+    papers = find_papers(src)
+    if not papers:
+        raise DataError(
+            f"{src}: no paper found: expected a main .tex file (main.tex, paper.tex, ms.tex, or one with "
+            "\\documentclass and \\begin{document}) in this folder or in its sub-folders"
+        )
+    for name, main in tqdm(papers, desc="papers", unit="paper"):
         source = flatten(main)
 
         def warn(diagram: Diagram, message: str, _source=source, _name=name) -> None:
@@ -340,6 +350,17 @@ def build(
             "samples": len(samples),
             "warnings": len(paper_warnings),
         }
+    if not diagrams_meta:
+        mains = ", ".join(str(main) for _, main in papers[:3]) + (" ..." if len(papers) > 3 else "")
+        raise DataError(
+            f"{src}: no figure or table found in {len(papers)} paper(s) ({mains}): expected figure/table floats "
+            "(\\begin{figure} ... \\includegraphics, \\begin{table} ... \\caption)"
+        )
+    if not all_samples:
+        first = "; ".join(warnings[:3]) or "no caption or usable graphic"
+        raise DataError(
+            f"{src}: {len(diagrams_meta)} diagram(s) found but none usable, no sample built ({first})"
+        )
     for group in ("cap", "analysis", "outline"):
         _write_jsonl(out / "sft" / f"{group}.jsonl", [s for s in all_samples if s["task"] == group])
     _write_jsonl(out / "sft" / "3tasks.jsonl", all_samples)
@@ -371,18 +392,19 @@ def load_mpaper(out_dir: str | Path, task: str | None = None, split: str | None 
     ``split`` one split). Raises ``FileNotFoundError`` naming the missing JSONL."""
     from datasets import Dataset
 
-    from paperlab.io import iter_jsonl
+    from paperowl.data import check_row
 
     path = Path(out_dir) / "sft" / ("3tasks.jsonl" if task is None else f"{task}.jsonl")
     if not path.is_file():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"{path}: no M-Paper JSONL here; run `python -m paperowl build SRC_DIR OUT_DIR` first"
         )
     rows = []
     for number, row in iter_jsonl(path):
-        for key in ("id", "task_type", "image", "conversations"):
-            if key not in row:
-                raise ValueError(f"{path}:{number}: missing field {key!r}")
+        check_row(row, path, number, ("id", "task_type", "image", "conversations"))
         if split is None or row.get("split") == split:
             rows.append(row)
-    return Dataset.from_list(rows)
+    try:
+        return Dataset.from_list(rows)
+    except Exception as err:  # pyarrow: the rows' fields do not share one type
+        raise DataError(f"{path}: rows do not share one schema ({type(err).__name__}: {err})") from None

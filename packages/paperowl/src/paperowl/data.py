@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from paperlab.io import iter_jsonl
+from paperlab.io import DataError, existing_file, iter_jsonl
 from paperowl.cropping import crop_views
 from paperowl.model import IMAGE_TOKEN
 
@@ -108,24 +108,62 @@ def collate(encoded: list[dict[str, Any]], pad_id: int, left_pad: bool = False) 
     }
 
 
+def check_row(row: dict[str, Any], path: Path, number: int, required: tuple[str, ...]) -> None:
+    """A builder JSONL row has the ``required`` fields with the builder's types (``conversations``: a user and an
+    assistant turn ``{from, value}``, ``image``: a list of paths); else a :class:`DataError` naming the file, line
+    and field."""
+    for key in required:
+        if key not in row:
+            raise DataError(f"{path}:{number}: missing field {key!r}")
+
+    def wrong(field: str, expected: str) -> DataError:
+        shown = repr(row.get(field))
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        return DataError(f"{path}:{number}: field {field!r}: expected {expected}, got {shown}")
+
+    for key in ("id", "task_type", "task", "split"):
+        if key in row and not isinstance(row[key], str):
+            raise wrong(key, "a string")
+    if "image" in row:
+        images = row["image"]
+        if not isinstance(images, list) or not all(isinstance(p, str) and p for p in images):
+            raise wrong("image", "a list of image paths (relative to the output folder)")
+    if "conversations" in row:
+        turns = row["conversations"]
+        if (
+            not isinstance(turns, list)
+            or len(turns) < 2
+            or not all(isinstance(t, dict) and isinstance(t.get("value"), str) for t in turns)
+        ):
+            raise wrong("conversations", "a user and an assistant turn, each {from, value} with string value")
+
+
+def _open_image(path: Path, number: int, image: Path) -> Image.Image:
+    try:
+        with Image.open(image) as opened:
+            return opened.convert("RGB")
+    except FileNotFoundError:
+        raise DataError(f"{path}:{number}: image {image}: no such file") from None
+    except Exception as err:  # PIL: not an image, truncated, too large
+        raise DataError(
+            f"{path}:{number}: image {image}: cannot read it ({type(err).__name__}: {err})"
+        ) from None
+
+
 def samples_from_jsonl(
     path: str | Path, root: str | Path | None = None, task: str | None = None
 ) -> list[Sample]:
     """:class:`Sample` objects from a builder JSONL (image paths relative to ``root``, default the folder above
-    ``sft/``). Errors name the file, line and missing field."""
-    path = Path(path)
+    ``sft/``). Errors (a :class:`paperlab.io.DataError`) name the file, line and field or image."""
+    path = existing_file(path)
     root = Path(root) if root is not None else path.parent.parent
     out = []
     for number, row in iter_jsonl(path):
-        for key in ("conversations", "image"):
-            if key not in row:
-                raise ValueError(f"{path}:{number}: missing field {key!r}")
+        check_row(row, path, number, ("conversations", "image"))
         if task is not None and row.get("task") != task:
             continue
         turns = row["conversations"]
-        if len(turns) < 2:
-            raise ValueError(f"{path}:{number}: 'conversations' needs a user and an assistant turn")
-        images = [Image.open(root / p).convert("RGB") for p in row["image"]]
+        images = [_open_image(path, number, root / p) for p in row["image"]]
         out.append(
             Sample(images, turns[0]["value"], turns[1]["value"], row.get("task_type", ""), row.get("id", ""))
         )

@@ -14,9 +14,17 @@ import numpy as np
 from PIL import Image
 
 from paperlab.metrics import coco_caption_scores
+from paperlab.signals import signals_deferred
 from paperowl.data import Sample
 
 METRICS = ("BLEU-4", "METEOR", "ROUGE-L", "CIDEr")
+
+
+def _scores(predictions: list[str], references: list[list[str]], metrics: Sequence[str]) -> dict:
+    # pycocoevalcap's METEOR holds a lock while it talks to its Java process: an Interrupted raised there
+    # leaves the lock taken, and its __del__ (and the interpreter's exit) hang for ever
+    with signals_deferred():
+        return coco_caption_scores(predictions, references, metrics)
 
 
 def score_by_task(
@@ -30,11 +38,9 @@ def score_by_task(
         groups[s.task_type or "all"].append(i)
     out = {}
     for task, idx in sorted(groups.items()):
-        out[task] = coco_caption_scores(
-            [predictions[i] for i in idx], [[samples[i].answer] for i in idx], metrics
-        )
+        out[task] = _scores([predictions[i] for i in idx], [[samples[i].answer] for i in idx], metrics)
     if len(groups) > 1:
-        out["all"] = coco_caption_scores(list(predictions), [[s.answer] for s in samples], metrics)
+        out["all"] = _scores(list(predictions), [[s.answer] for s in samples], metrics)
     return out
 
 

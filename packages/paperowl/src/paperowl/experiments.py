@@ -12,6 +12,7 @@ from typing import Any
 
 from paperlab.config import require
 from paperlab.data import cache_root, data_path
+from paperlab.io import DataError, derived_key
 from paperlab.report import plot_lines, results_dir, write_results
 from paperlab.seed import seed_everything
 from paperowl.builder import BuildConfig, build
@@ -197,6 +198,28 @@ def synthetic_samples(n: int, seed: int, size: int):
     ]
 
 
+#: the tiny run saves its training state this often when no ``train.checkpoint_every`` is given
+TINY_CHECKPOINT_EVERY = 100
+
+
+def tiny_checkpointing(config: ExperimentConfig, model: PaperOwlModel, train_set: list) -> TrainConfig:
+    """The tiny run's training settings with a checkpoint: ``train.checkpoint_path`` when given, else
+    ``<paperlab cache>/paperowl/tiny/train-<key>.pt`` keyed by every setting and the data
+    (:func:`paperowl.train.run_key`), saved every ``checkpoint_every`` (default 100) steps, so that an interrupted
+    run resumes and a changed setting starts afresh."""
+    from dataclasses import replace
+
+    from paperowl.train import run_key, samples_key
+
+    train_config = config.train
+    if train_config.checkpoint_path is None:
+        key = run_key(model, train_config, samples_key(train_set))
+        path = cache_root() / PACKAGE / "tiny" / f"train-{key}.pt"
+        every = train_config.checkpoint_every or TINY_CHECKPOINT_EVERY
+        train_config = replace(train_config, checkpoint_path=str(path), checkpoint_every=every)
+    return train_config
+
+
 def train_tiny(config: ExperimentConfig, progress: bool = True):
     """Tokenizer, model, training losses, test samples and predictions of the tiny synthetic run."""
     from paperowl.synthetic import caption_vocabulary
@@ -206,7 +229,7 @@ def train_tiny(config: ExperimentConfig, progress: bool = True):
     tokenizer = build_tokenizer(config.model, [*caption_vocabulary(), CAPTION_PROMPT])
     model = PaperOwlModel(config.model, tokenizer)
     clip_losses = prepare_tiny_tower(model, train_set, progress=progress)
-    losses = train(model, train_set, config.train, progress=progress)
+    losses = train(model, train_set, tiny_checkpointing(config, model, train_set), progress=progress)
     predictions = generate(model, test_set, max_new_tokens=config.max_new_tokens)
     return model, clip_losses, losses, train_set, test_set, predictions
 
@@ -323,20 +346,24 @@ def run_paper(config: ExperimentConfig) -> dict[str, Any]:
         config.train_jsonl,
         "OUT_DIR/sft/3tasks.jsonl from `python -m paperowl build SRC_DIR OUT_DIR` (make paperowl-paper TRAIN=...)",
     )
+    # both files read (and refused when missing or malformed) before any model is built or trained
     train_set = samples_from_jsonl(config.train_jsonl)
+    if not train_set:
+        raise DataError(f"{config.train_jsonl}: no samples (expected builder JSONL, one sample per line)")
+    test_set = samples_from_jsonl(config.eval_jsonl) if config.eval_jsonl else None
     texts = None if config.model.lm else [t for s in train_set for t in (s.prompt, s.answer)]
     tokenizer = build_tokenizer(config.model, texts)
     model = PaperOwlModel(config.model, tokenizer)
     prepare_tiny_tower(model, train_set)
-    losses = train(model, train_set, config.train)
+    data_key = derived_key({"train_jsonl": config.train_jsonl}, inputs=[config.train_jsonl])
+    losses = train(model, train_set, config.train, data_key=data_key)
     report = results_dir(PACKAGE, "paper")
     metrics: dict[str, Any] = {
         "first_loss": losses[0],
         "final_loss": losses[-1],
         "train_samples": len(train_set),
     }
-    if config.eval_jsonl:
-        test_set = samples_from_jsonl(config.eval_jsonl)
+    if test_set is not None:
         predictions = generate(model, test_set, max_new_tokens=config.max_new_tokens, progress=True)
         metrics["scores"] = score_by_task(predictions, test_set, config.metrics)
     write_results(report, metrics)

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from paperlab.config import require
+from paperlab.config import ConfigError, require
 from paperowl.data import Sample, collate, encode
 from paperowl.model import PaperOwlModel
 
@@ -113,8 +113,46 @@ def _fit(e: dict, max_length: int, image_id: int, sample_id: str) -> dict:
     return {**e, "input_ids": ids, "labels": labels}
 
 
+#: TrainConfig fields that do not change the trained weights (where and how often to save, when to pause)
+RESUME_ONLY = ("checkpoint_path", "checkpoint_every", "stop_after")
+
+
+def samples_key(samples: list[Sample]) -> str:
+    """A key of the samples' content: ids, prompts, answers, task types and image pixels."""
+    import hashlib
+
+    from paperlab.io import derived_key
+
+    rows = [
+        [
+            s.id,
+            s.prompt,
+            s.answer,
+            s.task_type,
+            [hashlib.sha256(im.tobytes()).hexdigest()[:16] for im in s.images],
+        ]
+        for s in samples
+    ]
+    return derived_key(rows)
+
+
+def run_key(model: PaperOwlModel, config: TrainConfig, data_key: str) -> str:
+    """What a training run's checkpoint is derived from (:func:`paperlab.io.derived_key`): every setting that
+    changes the weights (train settings but :data:`RESUME_ONLY`, the model config) and the data's key."""
+    from dataclasses import asdict
+
+    from paperlab.io import derived_key
+
+    train_settings = {k: v for k, v in asdict(config).items() if k not in RESUME_ONLY}
+    return derived_key({"train": train_settings, "model": asdict(model.config), "data": data_key})
+
+
 def train(
-    model: PaperOwlModel, samples: list[Sample], config: TrainConfig, progress: bool = True
+    model: PaperOwlModel,
+    samples: list[Sample],
+    config: TrainConfig,
+    progress: bool = True,
+    data_key: str | None = None,
 ) -> list[float]:
     """Train the trainable parameters (abstractor, LoRA, crop positions, optional LM modules/vision) and
     return the loss of every step.
@@ -122,7 +160,9 @@ def train(
     With ``checkpoint_path``, training resumes from that file when it exists and saves to it (atomically: the
     trainable parameters, optimizer, step, sampler and every RNG state) every ``checkpoint_every`` steps and when
     it stops; ``stop_after`` ends this run after that many steps in total (a time-limited job), and the next call
-    continues exactly where it stopped.
+    continues exactly where it stopped. The checkpoint carries the run's key (:func:`run_key`; ``data_key``
+    names the data, default :func:`samples_key`): a checkpoint of other settings or data is refused
+    (:class:`~paperlab.config.ConfigError` naming ``train.checkpoint_path``), never resumed from.
     """
     from accelerate import Accelerator
 
@@ -143,7 +183,14 @@ def train(
     order: list[int] = []
     start = 0
     ckpt = Path(config.checkpoint_path) if config.checkpoint_path else None
+    key = run_key(accelerator.unwrap_model(model), config, data_key or samples_key(samples)) if ckpt else ""
     if ckpt is not None and ckpt.is_file():
+        stored = torch.load(ckpt, map_location="cpu", weights_only=False).get("extra", {}).get("key")
+        if stored != key:
+            raise ConfigError(
+                f"train.checkpoint_path={str(ckpt)!r}: a checkpoint of other settings or data (key {stored}, "
+                f"this run {key}); delete it or point train.checkpoint_path elsewhere to start over"
+            )
         state = load_checkpoint(ckpt, model=trainable, optimizer=optimizer)
         start, losses, order = state["step"], list(state["extra"]["losses"]), list(state["extra"]["order"])
         rng.setstate(state["extra"]["sampler"])
@@ -151,7 +198,7 @@ def train(
 
     def save(step: int) -> None:
         if ckpt is not None and accelerator.is_main_process:
-            extra = {"losses": losses, "order": order, "sampler": rng.getstate()}
+            extra = {"losses": losses, "order": order, "sampler": rng.getstate(), "key": key}
             save_checkpoint(ckpt, model=trainable, optimizer=optimizer, step=step, extra=extra)
 
     end = min(config.steps, config.stop_after) if config.stop_after else config.steps
