@@ -1,6 +1,7 @@
 """Dry runs (paperlab.dryrun): fake-tensor training and evaluation steps, laid out per GPU for the launch."""
 
 import pytest
+import torch
 
 from paperlab.config import ConfigError
 from paperlab.dryrun import (
@@ -166,3 +167,65 @@ def test_7b_full_fine_tune_under_ddp_is_refused_and_zero3_fits():
     assert r.peak_gib > 100 and not r.fits
     with pytest.raises(ConfigError, match=r"launch=zero3 with 8 GPU\(s\).*would fit"):
         check_fits(r)
+
+
+class TwoTowers(torch.nn.Module):
+    """A frozen 'image tower' and a trained 'text tower' with a contrastive loss: a model no auto class builds."""
+
+    def __init__(self, dim: int = 128, depth: int = 3) -> None:
+        super().__init__()
+        self.image = torch.nn.ModuleList(torch.nn.Linear(dim, dim) for _ in range(depth))
+        self.text = torch.nn.ModuleList(torch.nn.Linear(dim, dim) for _ in range(depth))
+
+    def forward(self, pixels: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
+        for layer in self.image:
+            pixels = layer(pixels).relu()
+        for layer in self.text:
+            words = layer(words).relu()
+        logits = pixels.mean(1) @ words.mean(1).T
+        return torch.nn.functional.cross_entropy(logits, torch.arange(len(logits)))
+
+
+def _towers(dtype, scale):
+    model = TwoTowers().to(dtype)
+    model.image.requires_grad_(False)  # what the package's training code does for a frozen tower
+    return model
+
+
+TOWERS = ModelShape(name="two-towers", model_type="custom", config={"dim": 128}, builder=_towers)
+TOWER_PARAMS = 3 * (128 * 128 + 128)
+
+
+def _tower_batch(model, batch_size):
+    return {"pixels": torch.randn(batch_size, 196, 128), "words": torch.randn(batch_size, 32, 128)}
+
+
+def test_a_built_model_counts_only_its_trained_part_and_grows_with_the_batch():
+    def run(batch_size):
+        return dry_run(
+            DryRunSpec(
+                "towers", TOWERS, ScaleConfig(), batch_size=batch_size, seq_len=32, overhead_gib=0.0,
+                batch=_tower_batch,
+                loss=lambda m, batch: m(**batch),
+                eval_batch_size=4, eval_step=lambda m, s: m(**_tower_batch(m, s.eval_batch_size)),
+            )
+        )  # fmt: skip
+
+    small, large = run(8), run(64)
+    assert small.n_params == 2 * TOWER_PARAMS and small.trainable_params == TOWER_PARAMS
+    t = small.train_gib
+    assert t["parameters"] == pytest.approx(4 * 2 * TOWER_PARAMS / GIB, rel=0.01)
+    # the peak is the end of the forward (the image tower's activations): at most the text tower's gradients
+    assert t["gradients"] <= 4 * TOWER_PARAMS / GIB * 1.01
+    assert (
+        8 * TOWER_PARAMS / GIB * 0.99 <= t["optimizer"] < 12 * TOWER_PARAMS / GIB
+    )  # AdamW: the text tower only
+    # activations: the image tower's 196 x 128 per sample dominate and scale with the batch
+    ratio = large.train_gib["activations"] / t["activations"]
+    assert 6 < ratio < 9
+    assert 0 < small.eval_gib["activations"] < t["activations"]
+
+
+def test_a_built_model_without_a_batch_function_is_refused():
+    with pytest.raises(ConfigError, match=r"towers\.batch"):
+        DryRunSpec("towers", TOWERS, ScaleConfig(), batch_size=2, seq_len=8)

@@ -2,7 +2,9 @@
 paper's batch, lengths, precision and sharding, and the estimated peak GiB per GPU by category.
 
 The model is built with ``transformers`` from its architecture file (a small YAML shipped in the package, citing
-the model card: the hub's ``config.json`` is not reachable here) under PyTorch's ``FakeTensorMode``: no weight is
+the model card: the hub's ``config.json`` is not reachable here), or by the package's own ``ModelShape.builder``
+(a vision-language model; then the spec's ``batch`` and ``eval_step`` make its inputs), under PyTorch's
+``FakeTensorMode``: no weight is
 allocated, every op only computes shapes. ``torch.distributed._tools.mem_tracker.MemTracker`` records what each
 tensor is (parameter, gradient, optimizer state, activation, temporary) at the step's peak. The categories are
 then laid out for the launch: FSDP / ZeRO-3 divide parameters, gradients and optimizer state by the GPUs and add
@@ -63,6 +65,11 @@ class ModelShape:
     auto_class: str = "AutoModelForCausalLM"
     attn_implementation: str = "sdpa"
     """``eager`` for the architectures without an SDPA path in transformers (DeBERTa, MPT)."""
+    builder: Callable[[torch.dtype, ScaleConfig], torch.nn.Module] | None = None
+    """A model that is not one ``transformers`` auto class (a vision-language model of a package): called as
+    ``builder(dtype, scale)`` under the meta device, it returns the model as the package's training code prepares
+    it for ``scale`` (dtype, LoRA, gradient checkpointing, frozen towers with ``requires_grad=False``); ``config``
+    then only describes the shape for the report. The spec's ``batch`` and ``eval_step`` give its inputs."""
 
     def build_config(self) -> Any:
         from transformers import AutoConfig
@@ -118,8 +125,23 @@ class DryRunSpec:
     overhead_gib: float = 2.0
     loss: Callable[[Any, dict[str, torch.Tensor]], torch.Tensor] | None = None
     train: bool = True
+    batch: Callable[[Any, int], dict[str, Any]] | None = None
+    """``batch(model, batch_size)``: one training micro-batch for ``loss`` (default: random token ids of
+    ``seq_len``), built on fake tensors; a model with a ``builder`` needs one (images, frames, captions)."""
+    eval_step: Callable[[Any, DryRunSpec], Any] | None = None
+    """``eval_step(model, spec)``: one evaluation step at ``eval_batch_size`` (default: a forward or a generation
+    of token ids); a model with a ``builder`` needs one."""
 
     def __post_init__(self) -> None:
+        if self.model.builder is not None:
+            require(self.batch is not None, f"{self.label}.batch", None, "a batch function for a built model")
+            if self.eval_batch_size:
+                require(
+                    self.eval_step is not None,
+                    f"{self.label}.eval_step",
+                    None,
+                    "an eval step for a built model",
+                )
         if not self.train:
             require(self.eval_batch_size > 0, f"{self.label}.eval_batch_size", 0, "a batch when train=False")
         require(self.batch_size > 0, f"{self.label}.batch_size", self.batch_size, "a positive micro-batch")
@@ -271,7 +293,9 @@ def _is_causal(model: Any) -> bool:
     return type(base).__name__.endswith("ForCausalLM")
 
 
-def _build(shape: ModelShape, dtype: torch.dtype) -> Any:
+def _build(shape: ModelShape, dtype: torch.dtype, scale: ScaleConfig | None = None) -> Any:
+    if shape.builder is not None:
+        return shape.builder(dtype, scale or ScaleConfig())
     import transformers
 
     cls = getattr(transformers, shape.auto_class)
@@ -338,12 +362,14 @@ def dry_run(spec: DryRunSpec) -> DryRunReport:
         train_dtype = torch.float32 if scale.precision == "fp32" else torch.bfloat16
     autocast = scale.precision != "fp32"
     vocab = int(spec.model.config.get("vocab_size", 32000))
+    single = dataclasses.replace(scale, launch="single", num_gpus=1)
     with torch.device("meta"):
-        model = _build(spec.model, train_dtype)
+        model = _build(spec.model, train_dtype, single)
         n_params = sum(p.numel() for p in model.parameters())
         layer_params = _largest_layer_params(model)
-        single = dataclasses.replace(scale, launch="single", num_gpus=1)
-        if spec.train:
+        if spec.model.builder is not None:  # prepared by its package's own code
+            model = model.train() if spec.train else model.requires_grad_(False)
+        elif spec.train:
             model = prepare_for_training(model, single, move=False).train()
         else:
             model.requires_grad_(False)
@@ -402,7 +428,10 @@ def _train_step(
     tracker = _tracker(step)
     tracker.track_external(model, opt)
     with tracker:
-        batch = _batch(model, spec.batch_size, spec.seq_len, vocab, labels=True)
+        if spec.batch is not None:
+            batch = spec.batch(model, spec.batch_size)
+        else:
+            batch = _batch(model, spec.batch_size, spec.seq_len, vocab, labels=True)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
             loss = step(batch)
         loss.backward()
@@ -412,6 +441,9 @@ def _train_step(
 
 
 def _eval_step(model: Any, spec: DryRunSpec, vocab: int) -> None:
+    if spec.eval_step is not None:
+        spec.eval_step(model, spec)
+        return
     if not _is_causal(model) or not spec.eval_new_tokens:
         length = spec.eval_prompt_len or spec.seq_len
         model(**_batch(model, spec.eval_batch_size, length, vocab, labels=False))
