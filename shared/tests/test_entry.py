@@ -27,6 +27,12 @@ def run(cfg):
         raise DataError("data.jsonl:3: field 'prompt' missing")
     if what == "bug":
         raise RuntimeError("a bug")
+    if what == "wrapped":  # a library that turns our interrupt into its own error (matplotlib's C init did)
+        Path(os.environ["READY"]).write_text("ready")
+        try:
+            time.sleep(60)
+        except BaseException as err:
+            raise ImportError("initialization failed") from err
     if what == "wait":
         try:
             Path(os.environ["READY"]).write_text("ready")
@@ -128,3 +134,18 @@ def test_interrupts_run_cleanup_and_exit_128_plus_the_signal(program, sig, code)
     assert program.ready.read_text() == "cleaned up"
     (last,) = err.strip().splitlines()
     assert "rerun the same command to resume" in last
+
+
+def test_an_interrupt_a_library_wrapped_in_its_own_error_still_exits_143(program):
+    """CI, run 36: SIGTERM landed inside matplotlib's ft2font init, which raised ImportError from our Interrupted;
+    the entry point took it for a bug (traceback, then the interpreter aborted: -6)."""
+    proc = program.start("what=wrapped")
+    deadline = time.monotonic() + 60
+    while not (program.ready.exists() and program.ready.read_text() == "ready"):
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    (last,) = err.strip().splitlines()
+    assert "stopped by signal 15" in last

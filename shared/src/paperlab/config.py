@@ -48,6 +48,19 @@ class Interrupted(BaseException):
         self.signum = signum
 
 
+def _interrupt_behind(err: BaseException) -> Interrupted | None:
+    """The :class:`Interrupted` an exception was raised from (``__cause__`` / ``__context__`` chain), if any: a C
+    extension's init (matplotlib's ft2font) or torch's zip writer may turn the interrupt into its own error."""
+    seen: set[int] = set()
+    cur: BaseException | None = err
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, Interrupted):
+            return cur
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
 def require(condition: bool, field: str, value: Any, expected: str) -> None:
     """Raise :class:`ConfigError` ``"<field>=<value>: expected <expected>"`` unless ``condition``.
 
@@ -267,6 +280,13 @@ def hydra_entry(package: str, run: Callable[[Any], Any], config_name: str = "con
                       file=sys.stderr)  # fmt: skip
                 sys.exit(130)
             except Interrupted as sig:
+                print(f"{package}: stopped by signal {sig.signum}; what was written is kept, rerun the same "
+                      "command to resume", file=sys.stderr)  # fmt: skip
+                sys.exit(128 + sig.signum)
+            except Exception as err:
+                sig = _interrupt_behind(err)  # a library that wrapped our interrupt in its own error
+                if sig is None:
+                    raise
                 print(f"{package}: stopped by signal {sig.signum}; what was written is kept, rerun the same "
                       "command to resume", file=sys.stderr)  # fmt: skip
                 sys.exit(128 + sig.signum)

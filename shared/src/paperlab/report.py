@@ -70,10 +70,14 @@ def write_csv(
 
 
 def _figure() -> tuple[Any, Any]:
-    import matplotlib
+    from paperlab.signals import signals_deferred
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # an interrupt inside matplotlib's C-extension init leaves it half made and aborts the interpreter at exit
+    with signals_deferred():
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
     return fig, ax
