@@ -258,8 +258,11 @@ class FrameFolderDataset(torch.utils.data.Dataset):
     """Real video-text pairs from pre-extracted frames.
 
     ``annotations``: JSON list of ``{"video_id": str, "caption": str}`` (MSR-VTT 1k-A / DiDeMo style).
-    ``frames_root/<video_id>/`` holds the frames (jpg/png, sorted by name); ``num_frames`` are sampled uniformly.
-    Items: ``(frames float (F, 3, S, S) in [0, 1] resized to image_size, caption)``.
+    ``frames_root/<video_id>/`` holds the frames (jpg/png, sorted by name); ``num_frames`` are sampled uniformly
+    (only their paths are kept, as strings). Items: ``(frames float (F, 3, S, S) in [0, 1], caption)``, each frame
+    preprocessed as CLIP's ``_transform`` does (openai/CLIP ``clip/clip.py``): the short side resized to
+    ``image_size`` (bicubic), then the centre ``image_size`` x ``image_size`` crop; never squashed. Frames are
+    decoded lazily in ``__getitem__`` (a ``DataLoader``'s workers in training, see ``unify.train.batches``).
 
     Everything is checked when the set is built, before any model or training: a missing or malformed file, an
     item without a string ``video_id`` / non-empty ``caption``, a video without frames is a
@@ -289,7 +292,7 @@ class FrameFolderDataset(torch.utils.data.Dataset):
         if not rows:
             raise DataError(f"{self.path}: no items (expected a JSON list of {{video_id, caption}} objects)")
         self.items: list[tuple[str, str]] = []
-        self.files: dict[str, list[Path]] = {}
+        self.files: dict[str, list[str]] = {}
         for i, row in enumerate(rows, start=1):
             where = f"{self.path}: item {i}"
             if not isinstance(row, dict):
@@ -306,7 +309,9 @@ class FrameFolderDataset(torch.utils.data.Dataset):
                 raise DataError(f"{where} ({video_id}) has an empty caption")
             video_id = str(video_id)
             if video_id not in self.files:
-                self.files[video_id] = self._frames_of(video_id, where)
+                found = self._frames_of(video_id, where)
+                picks = np.linspace(0, len(found) - 1, self.num_frames).round().astype(int)
+                self.files[video_id] = [str(found[p]) for p in picks]
             self.items.append((video_id, caption))
 
     def _frames_of(self, video_id: str, where: str) -> list[Path]:
@@ -344,17 +349,35 @@ class FrameFolderDataset(torch.utils.data.Dataset):
         return [caption_concepts(c) for _, c in self.items]
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, str]:
-        from PIL import Image, UnidentifiedImageError
+        from PIL import UnidentifiedImageError
 
         video_id, caption = self.items[index]
-        files = self.files[video_id]
-        picks = np.linspace(0, len(files) - 1, self.num_frames).round().astype(int)
         frames = []
-        for p in picks:
+        for path in self.files[video_id]:
             try:
-                with Image.open(files[p]) as image:
-                    image = image.convert("RGB").resize((self.image_size, self.image_size))
+                frames.append(load_frame(path, self.image_size))
             except (UnidentifiedImageError, OSError) as err:
-                raise DataError(f"{files[p]}: not a readable image ({err})") from None
-            frames.append(torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1))
+                raise DataError(f"{path}: not a readable image ({err})") from None
         return torch.stack(frames).float() / 255.0, caption
+
+
+def clip_resize_crop(image, size: int):
+    """CLIP's geometry (``Resize(size, BICUBIC)`` + ``CenterCrop(size)``): the short side to ``size``, aspect kept,
+    then the centre square. ``image``: a PIL image; returns a ``size`` x ``size`` PIL image."""
+    from PIL import Image
+
+    w, h = image.size
+    scale = size / min(w, h)
+    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+    image = image.resize((nw, nh), Image.Resampling.BICUBIC)
+    left, top = round((nw - size) / 2.0), round((nh - size) / 2.0)
+    return image.crop((left, top, left + size, top + size))
+
+
+def load_frame(path: str | Path, size: int) -> torch.Tensor:
+    """One frame file as uint8 (3, size, size), CLIP-preprocessed (:func:`clip_resize_crop`)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        image = clip_resize_crop(image.convert("RGB"), size)
+    return torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1)

@@ -12,6 +12,7 @@ import torch
 from paperlab.config import from_config, require
 from paperlab.io import atomic_write_text, derived_key
 from paperlab.report import markdown_table, plot_bars, plot_lines, results_dir, write_results
+from paperlab.scale import ScaleConfig, check_launch
 from paperlab.seed import seed_everything
 from unify.data import (
     COLOURS,
@@ -23,10 +24,11 @@ from unify.data import (
     synthetic_vocabulary,
 )
 from unify.evaluate import evaluate, oracle_r1
-from unify.model import ModelConfig, UnifyModel, build_clip
+from unify.model import ModelConfig, UnifyModel
+from unify.model import build_model as build_unify
 from unify.retrieval import explain_match
 from unify.text import CaptionTokenizer
-from unify.train import VARIANTS, TrainConfig, train
+from unify.train import VARIANTS, TrainConfig, replica_digest, train
 
 log = logging.getLogger(__name__)
 
@@ -68,15 +70,18 @@ class ExperimentConfig:
     variants: list[str] = dataclasses.field(default_factory=lambda: list(VARIANTS))
     latent_weight: float = 0.5
     tokenizer: str = "word"
+    eval_batch_size: int = 128  # videos per evaluation forward (CLIP4Clip batch_size_val: 16)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    scale: ScaleConfig = dataclasses.field(default_factory=ScaleConfig)
 
     def __post_init__(self) -> None:
         for v in self.variants:
             require(v in VARIANTS, "variants", self.variants, f"a list drawn from {list(VARIANTS)}")
         require(0.0 <= self.latent_weight <= 1.0, "latent_weight", self.latent_weight, "a float in [0, 1]")
         require(self.tokenizer in ("word", "clip"), "tokenizer", self.tokenizer, "'word' or 'clip'")
+        require(self.eval_batch_size >= 1, "eval_batch_size", self.eval_batch_size, ">= 1")
 
 
 def load_config(cfg: Any) -> ExperimentConfig:
@@ -104,6 +109,7 @@ def training_key(cfg: ExperimentConfig, variant: str) -> str:
     other data never resumes from, or reuses, a stale checkpoint."""
     settings = dataclasses.asdict(cfg)
     settings["train"].pop("checkpoint_every")
+    settings["train"].pop("num_workers")
     settings["data"].pop("test_annotations")
     kept = {k: settings[k] for k in ("seed", "tokenizer", "data", "model", "train")}
     inputs = [cfg.data.train_annotations, cfg.data.frames_root] if cfg.data.kind == "frames" else []
@@ -117,16 +123,8 @@ def build_tokenizer(cfg: ExperimentConfig) -> CaptionTokenizer:
 
 
 def build_model(cfg: ExperimentConfig, tokenizer: CaptionTokenizer) -> UnifyModel:
-    clip = build_clip(cfg.model, tokenizer.vocab_size)
     frames = cfg.data.synthetic.num_frames if cfg.data.kind == "synthetic" else cfg.data.num_frames
-    return UnifyModel(
-        clip,
-        tokenizer.vocab_size,
-        cfg.model.shared_layers,
-        tokenizer.special_ids,
-        max(frames, cfg.model.max_frames),
-        cfg.model.temporal_init_std,
-    )
+    return build_unify(cfg.model, tokenizer.vocab_size, tokenizer.special_ids, frames)
 
 
 @torch.no_grad()
@@ -167,6 +165,7 @@ def scoring_of(variant: str) -> str:
 
 def run(raw: Any) -> dict[str, Any]:
     cfg = load_config(raw)
+    check_launch(cfg.scale, "unify")
     seed_everything(cfg.seed)
     out = results_dir("unify", cfg.name)
     train_set, test_set = build_data(cfg)
@@ -178,13 +177,18 @@ def run(raw: Any) -> dict[str, Any]:
         seed_everything(cfg.seed)
         model = build_model(cfg, tokenizer)
         ckpt = out / f"{variant}-{training_key(cfg, variant)}.ckpt"
-        history = train(model, train_set, tokenizer, variant, cfg.train, checkpoint=ckpt)
+        history = train(
+            model, train_set, tokenizer, variant, cfg.train, checkpoint=ckpt, precision=cfg.scale.precision
+        )
+        digest = replica_digest(model)  # every rank: equal weights after training (RuntimeError otherwise)
         if is_distributed_worker():
             continue  # rank > 0 under torchrun / accelerate launch: rank 0 evaluates and writes
         lexical = variant != "latent"
         groups = WORD_GROUPS if lexical and cfg.data.kind == "synthetic" else None
-        result = evaluate(model, test_set, tokenizer, cfg.latent_weight, word_groups=groups)
-        metrics["variants"][variant] = result
+        result = evaluate(
+            model, test_set, tokenizer, cfg.latent_weight, word_groups=groups, batch_size=cfg.eval_batch_size
+        )
+        metrics["variants"][variant] = {**result, "weights_digest": digest}
         curves[variant] = [h["loss"] for h in history]
         main = result[scoring_of(variant)]
         aucs = result.get("video_lexicon_auc", {})
@@ -209,6 +213,7 @@ def run(raw: Any) -> dict[str, Any]:
             explanations = explain_examples(model, test_set, tokenizer, count=3)
     if is_distributed_worker():
         return metrics
+    metrics["world_size"] = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
     steps = list(range(1, cfg.train.steps + 1))
     plot_lines(
         out / "loss.png",

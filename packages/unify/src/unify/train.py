@@ -10,10 +10,15 @@ afterwards cross-modal lexicon contrast and the FLOPS penalty *suppress* irrelev
 term kept at ``activation_weight_stage2``. Checkpoints are atomic and a rerun resumes from the last one with the
 same random stream, so an interrupted run ends where the uninterrupted one does.
 
-Scale-out: on one process the loop runs on the best device (CUDA when present, bf16 autocast there). Under
-``torchrun`` or ``accelerate launch`` (``WORLD_SIZE > 1``) each process joins the process group, the model is
-wrapped in DistributedDataParallel, every rank draws its own batches, and the embeddings of all ranks are gathered
-(with gradients) before the contrastive terms, so the negatives are the global batch as in CLIP4Clip.
+Scale-out: on one process the loop runs on the best device (CUDA when present, bf16 autocast there unless the
+precision is ``fp32``). Under ``torchrun`` or ``accelerate launch`` (``WORLD_SIZE > 1``) each process joins the
+process group, the model is wrapped in DistributedDataParallel, ``batch_size`` is the global batch (each of the W
+ranks draws ``batch_size / W`` items, as CLIP4Clip's ``batch_size // n_gpu``), and the embeddings of all ranks are
+gathered (with gradients) before the contrastive terms, so the negatives are the global batch as in CLIP4Clip.
+
+Batches: step ``s`` on rank ``r`` draws its items with a generator seeded by ``(seed, r, s)`` (so a resumed run
+and a DataLoader prefetching ahead draw the same items); real frame folders are decoded in a ``DataLoader`` with
+``num_workers`` worker processes, never in the training loop.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import dataclasses
 import logging
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.distributed as dist
@@ -31,7 +36,7 @@ from tqdm.auto import tqdm
 
 from paperlab.config import require
 from paperlab.io import load_checkpoint, save_checkpoint
-from unify.data import FrameFolderDataset, VideoTextSet
+from unify.data import FrameFolderDataset, VideoTextSet, caption_concepts
 from unify.losses import activation_loss, contrastive_loss, flops_loss, self_distillation_loss
 from unify.model import UnifyModel
 from unify.retrieval import latent_similarity, lexicon_similarity
@@ -59,6 +64,7 @@ class TrainConfig:
     distill_tau: float = 1.0
     backbone_lr_scale: float = 1.0
     checkpoint_every: int = 250
+    num_workers: int = 2  # DataLoader workers decoding real frames (0: in the main process)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -87,16 +93,92 @@ class TrainConfig:
             self.checkpoint_every,
             ">= 0 (0: at the end)",
         )
+        require(self.num_workers >= 0, "train.num_workers", self.num_workers, ">= 0")
 
 
 def parameter_groups(model: UnifyModel, cfg: TrainConfig) -> list[dict]:
-    """New parameters (lexicon heads, temporal embedding, logit scales) at ``lr``; the CLIP backbone (stem and
-    both tops) at ``lr * backbone_lr_scale`` (CLIP4Clip fine-tunes CLIP with a 1e-3 coefficient)."""
-    new = {id(p) for m in (model.v_lexicon_head, model.t_lexicon_head) for p in m.parameters()}
-    new |= {id(model.temporal_embedding), id(model.latent_logit_scale), id(model.lexicon_logit_scale)}
+    """New parameters (lexicon heads, temporal parts, logit scales) at ``lr``; the CLIP backbone (stem and both
+    tops) at ``lr * backbone_lr_scale`` (CLIP4Clip fine-tunes CLIP with a 1e-3 coefficient)."""
+    new = {id(p) for p in model.new_parameters()}
     fresh = [p for p in model.parameters() if id(p) in new]
     backbone = [p for p in model.parameters() if id(p) not in new]
     return [{"params": fresh, "lr": cfg.lr}, {"params": backbone, "lr": cfg.lr * cfg.backbone_lr_scale}]
+
+
+def step_indices(n: int, batch_size: int, seed: int, rank: int, step: int) -> torch.Tensor:
+    """The ``batch_size`` items (of ``n``) rank ``rank`` trains on at ``step``: a function of its arguments only."""
+    g = torch.Generator().manual_seed((seed * 1_000_003 + rank) * 1_000_003 + step)
+    return torch.randint(n, (batch_size,), generator=g)
+
+
+class StepBatches(torch.utils.data.Sampler):
+    """Batch sampler of steps ``start .. steps - 1`` (:func:`step_indices`) for a ``DataLoader``."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, rank: int, start: int, steps: int) -> None:
+        self.n, self.batch_size, self.seed, self.rank, self.start, self.steps = (
+            n,
+            batch_size,
+            seed,
+            rank,
+            start,
+            steps,
+        )
+
+    def __len__(self) -> int:
+        return self.steps - self.start
+
+    def __iter__(self):
+        for step in range(self.start, self.steps):
+            yield step_indices(self.n, self.batch_size, self.seed, self.rank, step).tolist()
+
+
+def batches(
+    data: VideoTextSet | FrameFolderDataset, batch_size: int, cfg: TrainConfig, rank: int, start: int
+):
+    """``(frames, captions, concepts)`` of every step from ``start``: frame folders are decoded by a ``DataLoader``
+    with ``cfg.num_workers`` workers; in-memory synthetic videos (anything else with ``batch``) are indexed
+    directly."""
+    if not isinstance(data, FrameFolderDataset):
+        for step in range(start, cfg.steps):
+            yield data.batch(step_indices(len(data), batch_size, cfg.seed, rank, step))
+        return
+    sampler = StepBatches(len(data), batch_size, cfg.seed, rank, start, cfg.steps)
+    yield from video_loader(data, sampler, cfg.num_workers)
+
+
+def video_loader(
+    data: FrameFolderDataset, batch_sampler: Any, num_workers: int
+) -> torch.utils.data.DataLoader:
+    """A ``DataLoader`` decoding ``data`` in ``num_workers`` processes; batches are ``(frames (B, F, 3, S, S),
+    captions, concept words)``."""
+    return torch.utils.data.DataLoader(
+        data,
+        batch_sampler=batch_sampler,
+        num_workers=num_workers,
+        collate_fn=collate_videos,
+        persistent_workers=False,
+        prefetch_factor=2 if num_workers else None,
+    )
+
+
+def collate_videos(items: list[tuple[torch.Tensor, str]]) -> tuple[torch.Tensor, list[str], list[list[str]]]:
+    captions = [c for _, c in items]
+    return torch.stack([f for f, _ in items]), captions, [caption_concepts(c) for c in captions]
+
+
+def replica_digest(model: torch.nn.Module) -> str:
+    """:func:`paperlab.scale.weights_digest` of ``model``, checked equal on every rank (RuntimeError naming the
+    ranks that differ from rank 0 otherwise)."""
+    from paperlab.scale import weights_digest
+
+    digest = weights_digest(model)
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        digests: list[Any] = [None] * dist.get_world_size()
+        dist.all_gather_object(digests, digest)
+        differ = [r for r, d in enumerate(digests) if d != digests[0]]
+        if differ:
+            raise RuntimeError(f"ranks {differ} hold other weights than rank 0 after training ({digests})")
+    return digest
 
 
 def concept_targets(concepts: list[list[str]], tokenizer: CaptionTokenizer) -> torch.Tensor:
@@ -155,9 +237,10 @@ def unify_loss(
     variant: str,
     step: int,
     cfg: TrainConfig,
-) -> tuple[torch.Tensor, dict[str, float]]:
-    """The loss of one batch (frames float in [0, 1]) for ``variant`` at ``step``, and its parts (for logging).
-    ``model`` may be wrapped in DistributedDataParallel; embeddings are gathered over ranks."""
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The loss of one batch (frames float in [0, 1]) for ``variant`` at ``step``, and its parts (detached
+    tensors, for logging). ``model`` may be wrapped in DistributedDataParallel; embeddings are gathered over
+    ranks."""
     core: UnifyModel = getattr(model, "module", model)
     *encoded, scales = model(frames, ids, lengths, with_logit_scales=True)
     v_lat, v_lex, t_lat, t_lex = (gather_across_ranks(x) for x in encoded)
@@ -184,7 +267,7 @@ def unify_loss(
                     sd = sd + self_distillation_loss(lat_logits, lex_logits, cfg.distill_tau)
                 parts["distill"] = cfg.distill_weight * sd
     total = sum(parts.values())
-    return total, {k: float(v.detach()) for k, v in parts.items()}
+    return total, {k: v.detach() for k, v in parts.items()}
 
 
 def train(
@@ -195,11 +278,16 @@ def train(
     cfg: TrainConfig,
     checkpoint: str | Path | None = None,
     progress: bool = True,
+    precision: str = "bf16-mixed",
 ) -> list[dict[str, float]]:
-    """Train ``model`` in place; returns the per-step loss log. Resumes from ``checkpoint`` when it exists."""
+    """Train ``model`` in place; returns the per-step loss log. Resumes from ``checkpoint`` when it exists.
+    ``precision``: ``fp32`` or ``bf16-mixed`` (fp32 weights, bf16 autocast on CUDA)."""
     if variant not in VARIANTS:
         raise ValueError(f"variant={variant!r}: expected one of {VARIANTS}")
     device, rank, world = setup_distributed()
+    if cfg.batch_size % world:
+        raise ValueError(f"train.batch_size={cfg.batch_size} (global) must be divisible by the {world} ranks")
+    per_rank = cfg.batch_size // world
     model.to(device)
     torch.manual_seed(cfg.seed + rank)  # every rank draws its own batches
     groups = parameter_groups(model, cfg)
@@ -220,7 +308,9 @@ def train(
             model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True
         )
     autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+        torch.autocast("cuda", dtype=torch.bfloat16)
+        if device.type == "cuda" and precision != "fp32"
+        else contextlib.nullcontext()
     )
     model.train()
     bar = tqdm(
@@ -230,8 +320,7 @@ def train(
         initial=start,
         total=cfg.steps,
     )
-    for step in bar:
-        frames, captions, concepts = data.batch(torch.randint(len(data), (cfg.batch_size,)))
+    for step, (frames, captions, concepts) in zip(bar, batches(data, per_rank, cfg, rank, start)):
         ids, lengths = tokenizer.encode(captions)
         targets = concept_targets(concepts, tokenizer).to(device)
         with autocast:
@@ -243,7 +332,9 @@ def train(
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         schedule.step()
-        history.append({"step": step, "loss": float(loss.detach()), **parts})
+        history.append(
+            {"step": step, "loss": float(loss.detach()), **{k: float(v) for k, v in parts.items()}}
+        )
         if step % 20 == 0:
             bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
         done = step + 1
