@@ -17,8 +17,13 @@ semmim-claim: setup ## the headline comparison over 18 seeds: ITC+ITM+MLM vs + p
 
 EXPERIMENTS += semmim-paper
 .PHONY: semmim-paper
-semmim-paper: setup ## ViT-B/16 + BERT-base on the 4M corpus (COCO, VG, SBU, CC3M) as JSON caption files (GPUs + hub; accelerate launch); leaves results/semmim/paper/semmim_seed42.pt
-	HF_HUB_OFFLINE=0 $(PY) -m accelerate.commands.launch -m semmim experiment=paper
+semmim-paper: setup ## ViT-B/16 + BERT-base (6 text + 6 fusion layers) on the 4M corpus as JSON caption files (GPUs + hub; LAUNCH=ddp NPROC=8); leaves results/semmim/paper/semmim_seed42.pt
+	$(call paper_run,semmim,scale) experiment=paper
+
+PAPER_DRY += semmim-paper-dry
+.PHONY: semmim-paper-dry
+semmim-paper-dry: setup ## dry run of experiment=paper (pretraining + the 4 paper fine-tunings): estimated peak GiB per GPU -> results/semmim/paper-dry/ (CPU, ~1 min)
+	$(PY) -m paperlab.dryrun semmim experiment=paper
 
 EXPERIMENTS += semmim-finetune-tiny
 .PHONY: semmim-finetune-tiny
@@ -34,5 +39,5 @@ EXPERIMENTS += semmim-finetune-paper
 semmim-finetune-paper: setup ## GPUs + hub: COCO / Flickr30K retrieval, VQA v2, COCO captioning from the semmim-paper weights (SEMMIM_INIT=...; accelerate launch)
 	@for task in $(SEMMIM_FINETUNE_TASKS); do \
 		echo "accelerate launch -m semmim.finetune task=$$task init=$(SEMMIM_INIT)"; \
-		HF_HUB_OFFLINE=0 $(PY) -m accelerate.commands.launch -m semmim.finetune task=$$task init=$(SEMMIM_INIT) || exit $$?; \
+		HF_HUB_OFFLINE=0 $(PY) -m accelerate.commands.launch --num_processes $(NPROC) -m semmim.finetune task=$$task init=$(SEMMIM_INIT) scale.num_gpus=$(NPROC) || exit $$?; \
 	done

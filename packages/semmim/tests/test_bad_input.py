@@ -41,7 +41,7 @@ VQA = [
 @pytest.mark.parametrize(
     "name, load, rows",
     [
-        ("captions", lambda folder: read_caption_file(folder / "list.json", 16), CAPTIONS),
+        ("captions", lambda folder: list(read_caption_file(folder / "list.json", 16)), CAPTIONS),  # decoded
         ("caption_images", lambda folder: read_caption_images(folder / "list.json", 16), CAPTIONS),
         ("vqa", lambda folder: read_vqa_file(folder / "list.json", 16), VQA),
     ],
@@ -66,8 +66,9 @@ def test_bad_caption_files_name_the_file_item_and_field(tmp_path) -> None:
         read_caption_file(path, 16)
     (tmp_path / "a.png").write_bytes(IMAGES["a.png"][:40])  # a cut PNG
     path.write_text(json.dumps(CAPTIONS[:1]))
+    lazy = read_caption_file(path, 16)  # images are decoded when an item is asked for
     with pytest.raises(DataError, match=r"captions\.json: item 1: image .*a\.png cannot be read"):
-        read_caption_file(path, 16)
+        lazy[0]
 
 
 SMALL = [

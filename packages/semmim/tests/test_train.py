@@ -24,7 +24,12 @@ def test_total_loss_falls_over_50_steps(make_model, corpus, tokenizer):
         torch.manual_seed(0)
         history = pretrain(make_model(method, fusion_depth=1), corpus[0], tokenizer, cfg, progress=False)
         first, last = _first_last(history, "loss")
-        assert last < 0.92 * first, (method, first, last)
+        # 0.95 since issue 29: ITM's negatives are now hard (softmax over similarity / temperature) and its BCE
+        # sits at chance (0.637 = the entropy of 1 positive in 3) for these 50 steps; MLM carries the fall
+        assert last < 0.95 * first, (method, first, last)
+        if method == "pixel":
+            mim_first, mim_last = _first_last(history, "mim")
+            assert mim_last < 0.5 * mim_first, (mim_first, mim_last)
     torch.manual_seed(0)
     model = make_model("semmim", fusion_depth=1)
     history = pretrain(model, corpus[0], tokenizer, cfg, progress=False)

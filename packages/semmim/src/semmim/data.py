@@ -6,7 +6,8 @@ colour, shape and quadrant, e.g. ``"a small red circle top left and a large blue
 share of the (colour, shape) pairs is held out: no training image contains one and every test image contains at
 least one, so test retrieval measures generalisation to unseen combinations of known words.
 
-Real data (paper scale) is a JSON list of ``{"image": path, "caption": str}`` (:func:`read_caption_file`).
+Real data (paper scale) is a JSON list of ``{"image": path, "caption": str}``, read lazily (:func:`read_caption_file`:
+images decoded on demand, in a ``DataLoader``'s workers during pretraining, :func:`caption_loader`).
 """
 
 from __future__ import annotations
@@ -263,18 +264,69 @@ def read_rows(path: str | Path, what: str, fields: tuple[tuple[str, type], ...])
     return rows
 
 
-def read_caption_file(path: str | Path, image_size: int) -> CaptionSet:
-    """Load a JSON list of ``{"image": path (relative to the file), "caption": str}``, resized to ``image_size``
-    (errors: :func:`read_rows`, :func:`load_image`).
+class CaptionFile(torch.utils.data.Dataset):
+    """A JSON caption file read lazily: only the image paths and captions are held; an image is decoded (and
+    resized to ``image_size``) when an item is asked for, by :meth:`__getitem__` (in a ``DataLoader``'s workers:
+    :func:`caption_loader`) or :meth:`batch` (the :class:`CaptionSet` interface, for evaluation). A missing or
+    unreadable image is a :class:`paperlab.io.DataError` naming the file, the item and the image when it is
+    decoded. ``scenes`` is empty (real captions have no scene annotations)."""
 
-    Meant for small evaluation sets; the 4M-image pretraining corpus streams the same format in shards.
-    """
+    def __init__(self, path: Path, image_size: int, images: list[str], captions: list[str]) -> None:
+        self.path, self.image_size = path, image_size
+        self.images, self.captions = images, captions
+        self.scenes: list[list[SceneObject]] = []
+
+    def __len__(self) -> int:
+        return len(self.captions)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, str]:
+        """``(uint8 image (3, S, S), caption)`` of item ``i`` (0-based), decoded now."""
+        where = f"{self.path}: item {i + 1}"
+        return load_image(self.path.parent / self.images[i], self.image_size, where), self.captions[i]
+
+    def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, list[str]]:
+        """``(images float in [0, 1] (B, 3, H, W), captions)`` of the given items, decoded here."""
+        items = [self[i] for i in index.tolist()]
+        return torch.stack([im for im, _ in items]).float() / 255.0, [c for _, c in items]
+
+
+def collate_captions(items: list[tuple[torch.Tensor, str]]) -> tuple[torch.Tensor, list[str]]:
+    """``(images float in [0, 1] (B, 3, H, W), captions)``: what :meth:`CaptionSet.batch` gives."""
+    return torch.stack([im for im, _ in items]).float() / 255.0, [c for _, c in items]
+
+
+def caption_loader(
+    data: CaptionFile, batch_size: int, workers: int, *, samples: int | None = None, seed: int = 0
+) -> torch.utils.data.DataLoader:
+    """Batches of ``data`` decoded by ``workers`` processes (0: in this one), at most ``2 x workers`` batches
+    ahead: memory does not grow with the file. ``samples``: that many items drawn uniformly with replacement
+    (pretraining: each rank its own stream from ``seed``); ``None``: every item once, in order (evaluation)."""
+    sampler = None
+    if samples is not None:
+        generator = torch.Generator().manual_seed(seed)
+        sampler = torch.utils.data.RandomSampler(
+            data, replacement=True, num_samples=samples, generator=generator
+        )
+    return torch.utils.data.DataLoader(
+        data,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        collate_fn=collate_captions,
+        persistent_workers=workers > 0,
+        drop_last=samples is not None,
+    )
+
+
+def read_caption_file(path: str | Path, image_size: int) -> CaptionFile:
+    """A JSON list of ``{"image": path (relative to the file), "caption": str}`` as a lazy :class:`CaptionFile`:
+    the rows are checked here (:func:`read_rows`); images are decoded only when asked for (:func:`load_image`
+    errors then), so the 4M-image pretraining corpus streams through :func:`caption_loader`'s workers."""
     path = Path(path)
     rows = read_rows(path, "image/caption", (("image", str), ("caption", str)))
-    images = [
-        load_image(path.parent / r["image"], image_size, f"{path}: item {i}") for i, r in enumerate(rows, 1)
-    ]
-    return CaptionSet(torch.stack(images), [r["caption"] for r in rows], [[] for _ in rows])
+    images, captions = [r["image"] for r in rows], [r["caption"] for r in rows]
+    del rows
+    return CaptionFile(path, image_size, images, captions)
 
 
 def augment(

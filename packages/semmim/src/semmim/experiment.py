@@ -25,6 +25,7 @@ from paperlab.config import require
 from paperlab.device import pick_device
 from paperlab.io import DataError, JsonlCache, derived_key
 from paperlab.report import plot_bars, plot_lines, results_dir, write_results
+from paperlab.scale import ScaleConfig, check_launch, rank_device, world_size
 from paperlab.seed import seed_everything
 from semmim.data import (
     COLOURS,
@@ -103,6 +104,9 @@ class ExperimentConfig:
     progress: bool = True
     # write each run's final weights to results/semmim/<name>/<method>_seed<seed>.pt (the init of semmim.finetune)
     save_weights: bool = False
+    # the hardware layout (paperlab.scale): launch / num_gpus checked against the processes running; precision
+    # fp32 | bf16-mixed (the forward under bf16 autocast, fp32 master weights)
+    scale: ScaleConfig = field(default_factory=ScaleConfig)
 
     def __post_init__(self) -> None:
         bad = [m for m in self.methods if m not in METHODS]
@@ -111,6 +115,12 @@ class ExperimentConfig:
         )
         require(bool(self.seeds), "seeds", self.seeds, "at least one seed")
         require(self.rerank_k >= 1, "rerank_k", self.rerank_k, ">= 1")
+        require(
+            self.scale.precision in ("fp32", "bf16-mixed"),
+            "scale.precision",
+            self.scale.precision,
+            "fp32 or bf16-mixed (the whole model trains: no LoRA)",
+        )
         if self.corpus.kind == "synthetic":
             require(
                 self.model.image_size == self.data.image_size,
@@ -142,7 +152,8 @@ def _config_key(cfg: ExperimentConfig) -> str:
     """The key of a run's cache line and checkpoint: every setting that changes a (method, seed) run, and the
     caption files' path, size and modification time (:func:`paperlab.io.derived_key`)."""
     settings = asdict(cfg)
-    settings["train"].pop("checkpoint_every")  # when to checkpoint does not change the result
+    for name in ("checkpoint_every", "workers"):  # when to checkpoint, how many decoders: not the result
+        settings["train"].pop(name)
     files = [cfg.corpus.train_file, cfg.corpus.test_file] if cfg.corpus.kind == "files" else []
     skip = ("methods", "seeds", "progress", "name", "save_weights")
     return derived_key(settings, [f for f in files if f], drop=skip)
@@ -165,6 +176,7 @@ def run_one(
         description=f"{method} seed {seed}",
         device=device,
         checkpoint=checkpoint,
+        precision=cfg.scale.precision,
     )
     model.to("cpu")
     if weights is not None and is_main_process():
@@ -321,9 +333,10 @@ def load_corpus(cfg: ExperimentConfig):
 
 def run(cfg: ExperimentConfig) -> dict:
     """Every (method, seed) of ``cfg``, cached per run, then the report; returns the summary."""
+    check_launch(cfg.scale, "semmim")
     out = results_dir("semmim", cfg.name)
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    device = pick_device(cfg.device)
+    device = rank_device() if world_size() > 1 else pick_device(cfg.device)  # under DDP: this rank's GPU
     train, test, tokenizer = load_corpus(cfg)
     log.info("%d training pairs, %d test pairs, %d words", len(train), len(test), tokenizer.vocab_size)
     cache = JsonlCache(out / "runs.jsonl")
@@ -336,6 +349,9 @@ def run(cfg: ExperimentConfig) -> dict:
             if name not in cache or (weights is not None and not weights.is_file()):
                 ckpt = out / f"checkpoint_{method}_{seed}_{key}.pt" if cfg.train.checkpoint_every else None
                 result = run_one(cfg, method, seed, train, test, tokenizer, device, ckpt, weights)
+                if not is_main_process():  # under DDP every rank evaluates; rank 0 alone writes
+                    runs.append({"key": name, **result})
+                    continue
                 cache.append({"key": name, **result})
                 log.info(
                     "%s seed %d: t2i R@1 %.1f (itm) %.1f (itc), probe colour %.1f shape %.1f",
@@ -347,6 +363,8 @@ def run(cfg: ExperimentConfig) -> dict:
                     result.get("probe_shape_acc", float("nan")),
                 )
             runs.append(cache.get(name))
+    if not is_main_process():
+        return {}
     summary = report(cfg, runs, out)
     log.info("results in %s", out)
     return summary

@@ -28,6 +28,7 @@ from paperlab.config import from_config, hydra_entry, require, setup_logging
 from paperlab.device import pick_device
 from paperlab.io import derived_key, existing_file
 from paperlab.report import plot_lines, results_dir, write_results
+from paperlab.scale import ScaleConfig, check_launch, rank_device, world_size
 from paperlab.seed import seed_everything
 from semmim.data import HubTokenizer, SceneConfig, WordTokenizer, make_split, vocabulary
 from semmim.experiment import METHODS, ExperimentConfig, build_model
@@ -117,8 +118,15 @@ class FinetuneConfig:
     seed: int = 0
     device: str = "auto"
     progress: bool = True
+    scale: ScaleConfig = field(default_factory=ScaleConfig)  # paperlab.scale: launch, GPUs, precision
 
     def __post_init__(self) -> None:
+        require(
+            self.scale.precision in ("fp32", "bf16-mixed"),
+            "scale.precision",
+            self.scale.precision,
+            "fp32 or bf16-mixed",
+        )
         if self.task.source == "files":
             require(bool(self.init), "init", self.init, "pretrained weights (a .pt file) for a task on files")
         else:
@@ -205,9 +213,10 @@ WHAT = {
 
 def run(cfg: FinetuneConfig) -> dict:
     """Fine-tune and evaluate ``cfg.task``; writes ``results/semmim/finetune_<task>/``; returns the metrics."""
+    check_launch(cfg.scale, "semmim-finetune")
     out = results_dir("semmim", f"finetune_{cfg.task.name}")
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    device = pick_device(cfg.device)
+    device = rank_device() if world_size() > 1 else pick_device(cfg.device)
     start = time.time()
     init = cfg.init if cfg.init in ("", "scratch") else existing_file(cfg.init, "init")
     data = load_task_data(cfg)

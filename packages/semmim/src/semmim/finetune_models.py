@@ -54,14 +54,15 @@ class RetrievalFinetuner(nn.Module):
             sim_t2i = txt_emb @ torch.cat([img_emb_m, m.image_queue]).T / temp
             everything = torch.cat([image_ids, self.id_queue])
             itc = multi_positive_itc(sim_i2t, sim_t2i, image_ids.unsqueeze(1) == everything.unsqueeze(0))
-            slots = (m.queue_ptr + torch.arange(len(image_ids), device=images.device)) % len(self.id_queue)
-            self.id_queue[slots] = image_ids
-            m._enqueue(img_emb_m, txt_emb_m)
+            slots, ids_all = m._enqueue(img_emb_m, txt_emb_m, image_ids)  # every rank's, as the features
+            self.id_queue[slots] = ids_all
         else:
             sim_i2t = img_emb @ txt_emb.T / temp
-            itc = multi_positive_itc(sim_i2t, sim_i2t.T, positive)
+            sim_t2i = sim_i2t.T
+            itc = multi_positive_itc(sim_i2t, sim_t2i, positive)
         same = positive | (ids.unsqueeze(1) == ids.unsqueeze(0)).all(-1)
-        itm = m.itm_with_hard_negatives(img, txt, attention, img_emb, txt_emb, same)
+        b = ids.shape[0]  # ALBEF mines the ITM negatives from the temperature-scaled ITC similarities
+        itm = m.itm_with_hard_negatives(img, txt, attention, sim_i2t[:, :b], sim_t2i[:, :b], same)
         return {"itc": itc, "itm": itm, "loss": itc + itm}
 
 
@@ -140,7 +141,11 @@ class CaptionDecoder(nn.Module):
         causal = torch.triu(torch.ones(n, n, dtype=torch.bool, device=ids.device), 1)
         x = self.embed(ids) + self.positions[:n]
         return self.lm(
-            self.norm(self.layers(x, memory, tgt_mask=causal, tgt_key_padding_mask=ids == self.pad))
+            self.norm(
+                self.layers(
+                    x, memory, tgt_mask=causal, tgt_key_padding_mask=ids == self.pad, tgt_is_causal=True
+                )
+            )
         )
 
     def forward(self, images, ids, attention) -> dict[str, torch.Tensor]:

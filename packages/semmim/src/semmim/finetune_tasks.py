@@ -79,7 +79,8 @@ def finetune_checkpoint(cfg: FinetuneConfig, train: TrainConfig) -> Path | None:
     if not train.checkpoint_every:
         return None
     settings = dataclasses.asdict(cfg)
-    settings["train"] = {k: v for k, v in dataclasses.asdict(train).items() if k != "checkpoint_every"}
+    skip = ("checkpoint_every", "workers")
+    settings["train"] = {k: v for k, v in dataclasses.asdict(train).items() if k not in skip}
     files = [cfg.task.train_file, cfg.task.test_file] if cfg.task.source == "files" else []
     files += [cfg.init] if cfg.init not in ("", "scratch") else []
     key = derived_key(settings, files, drop=("progress",))
@@ -97,6 +98,7 @@ def _fit(model, cfg: FinetuneConfig, train: TrainConfig, inputs, device, after_s
         progress=cfg.progress,
         description=f"finetune {cfg.task.name}",
         device=device,
+        precision=cfg.scale.precision,
     )
     model.to("cpu")
     return history

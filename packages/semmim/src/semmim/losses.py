@@ -24,10 +24,12 @@ def itc_loss(sim_i2t: torch.Tensor, sim_t2i: torch.Tensor) -> torch.Tensor:
 
 def hard_negative_index(sim: torch.Tensor, same: torch.Tensor) -> torch.Tensor:
     """ALBEF's hard negatives: for each row, one column drawn with probability ``softmax(sim)`` after zeroing the
-    row's positives (``same`` ``(B, B)`` bool, True where the pair counts as matching, diagonal included)."""
+    row's positives (``same`` ``(B, B)`` bool, True where the pair counts as matching, diagonal included).
+    ``sim`` must already be divided by the ITC temperature (ALBEF ``models/model_pretrain.py`` takes the softmax of
+    ``sim_i2t = image_feat @ text_feat_all / self.temp``); on raw cosines the draw is nearly uniform."""
     weights = F.softmax(sim.float(), dim=1).masked_fill(same, 0.0)
-    empty = weights.sum(1) <= 0
-    weights[empty] = (~same[empty]).float() + 1e-12 * same[empty].float()
+    empty = (weights.sum(1) <= 0).unsqueeze(1)  # no data-dependent indexing: no host sync
+    weights = torch.where(empty, (~same).float() + 1e-12 * same.float(), weights)
     return torch.multinomial(weights, 1).squeeze(1)
 
 
@@ -46,20 +48,20 @@ def mask_tokens(
         special |= ids == s
     chosen = (torch.rand(ids.shape, device=ids.device) < prob) & ~special
     labels = ids.masked_fill(~chosen, -100)
-    out = ids.clone()
     roll = torch.rand(ids.shape, device=ids.device)
-    out[chosen & (roll < 0.8)] = mask_id
+    out = torch.where(chosen & (roll < 0.8), torch.full_like(ids, mask_id), ids)
     swap = chosen & (roll >= 0.8) & (roll < 0.9)
-    out[swap] = torch.randint(len(special_ids), vocab_size, (int(swap.sum()),), device=ids.device)
-    return out, labels
+    words = torch.randint(len(special_ids), vocab_size, ids.shape, device=ids.device)  # shape-static: no sync
+    return torch.where(swap, words, out), labels
 
 
 def mlm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Masked language modelling: cross-entropy over the vocabulary at places whose label is not -100; ``logits``
     ``(B, L, V)``. Zero when nothing was masked."""
-    if not (labels != -100).any():
-        return logits.sum() * 0.0
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+    total = F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=-100, reduction="sum"
+    )
+    return total / (labels != -100).sum().clamp_min(1)  # no host sync on "was anything masked?"
 
 
 def teacher_distribution(logits: torch.Tensor, center: torch.Tensor, tau_t: float) -> torch.Tensor:
@@ -117,19 +119,25 @@ def update_center(center: torch.Tensor, logits: torch.Tensor, momentum: float) -
     center.mul_(momentum).add_(logits.detach().reshape(-1, logits.shape[-1]).mean(0), alpha=1 - momentum)
 
 
+def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The mean of ``values`` where ``mask`` is True, without data-dependent indexing (no host sync)."""
+    m = mask.to(values.dtype)
+    return (values * m).sum() / m.sum()
+
+
 def semantic_mim_loss(
     targets: torch.Tensor, student_logits: torch.Tensor, mask: torch.Tensor, tau_s: float
 ) -> torch.Tensor:
     """Cross-modal MIM in the semantic space: ``1/|M| sum_{i in M} H(t_i, softmax(l_i / tau_s))`` over the masked
     patches ``mask`` ``(B, N)``; ``targets`` ``(B, N, K)`` distributions, ``student_logits`` ``(B, N, K)``."""
     per_patch = cross_entropy_between(targets, student_logits, tau_s)
-    return per_patch[mask].mean()
+    return _masked_mean(per_patch, mask)
 
 
 def feature_mim_loss(targets: torch.Tensor, predictions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Ablation "raw momentum features" as targets: ``mean_{i in M} (2 - 2 cos(pred_i, target_i))`` (BYOL form)."""
     cos = F.cosine_similarity(predictions, targets, dim=-1)
-    return (2 - 2 * cos)[mask].mean()
+    return _masked_mean(2 - 2 * cos, mask)
 
 
 def pixel_mim_loss(patches: torch.Tensor, predictions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -137,4 +145,4 @@ def pixel_mim_loss(patches: torch.Tensor, predictions: torch.Tensor, mask: torch
     pixels normalised by their own mean and std; ``patches``/``predictions`` ``(B, N, P)``."""
     mean = patches.mean(-1, keepdim=True)
     std = patches.var(-1, keepdim=True).add(1e-6).sqrt()
-    return ((predictions - (patches - mean) / std) ** 2).mean(-1)[mask].mean()
+    return _masked_mean(((predictions - (patches - mean) / std) ** 2).mean(-1), mask)

@@ -40,6 +40,14 @@ class ModelConfig:
     momentum: float = 0.99  # EMA m: theta_bar <- m theta_bar + (1 - m) theta
     temperature: float = 0.07  # ITC initial temperature (learnable, ALBEF)
     pretrained: bool = False  # load hub weights for named vision/text models
+    # fusion layers: "random" (fresh co-attention layers, the tiny default) or "text" (ALBEF's shape: BERT-form
+    # layers initialised from the text encoder's layers text_depth .. text_depth + fusion_depth - 1, i.e. BERT-base
+    # split into 6 text + 6 fusion layers; needs a BERT text encoder: text "bert" or a hub name)
+    fusion_init: str = "random"
+    # pixel normalisation before the ViT, per RGB channel; [] = the tower's own constants (timm's pretrained_cfg
+    # mean / std for a named tower; none for the tiny tower, which is trained from scratch on [0, 1] pixels)
+    pixel_mean: list[float] = dataclasses.field(default_factory=list)
+    pixel_std: list[float] = dataclasses.field(default_factory=list)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -54,6 +62,20 @@ class ModelConfig:
         require(self.prototypes >= 2, "model.prototypes", self.prototypes, "an int >= 2 (K)")
         require(self.fusion_depth >= 1, "model.fusion_depth", self.fusion_depth, "an int >= 1")
         require(self.temperature > 0, "model.temperature", self.temperature, "> 0")
+        require(
+            self.fusion_init in ("random", "text"), "model.fusion_init", self.fusion_init, "random or text"
+        )
+        if self.fusion_init == "text":
+            require(
+                self.text != "tiny",
+                "model.text",
+                self.text,
+                "bert or a hub BERT name with model.fusion_init=text (the fusion layers start from its layers)",
+            )
+        for name in ("pixel_mean", "pixel_std"):
+            value = list(getattr(self, name))
+            require(len(value) in (0, 3), f"model.{name}", value, "[] (the tower's own) or 3 floats (RGB)")
+        require(all(v > 0 for v in self.pixel_std), "model.pixel_std", self.pixel_std, "positive")
         for name in ("vision_width", "text_width", "embed_dim", "head_hidden", "head_bottleneck"):
             require(getattr(self, name) > 0, f"model.{name}", getattr(self, name), "> 0")
         require(
@@ -68,12 +90,28 @@ class ModelConfig:
         return (self.image_size // self.patch_size) ** 2
 
 
+def pixel_constants(cfg: ModelConfig, vit: nn.Module) -> tuple[list[float], list[float]]:
+    """``(mean, std)`` per RGB channel for pixels in [0, 1]: ``model.pixel_mean`` / ``pixel_std`` when set, else the
+    named tower's own (timm ``pretrained_cfg``: e.g. 0.5 / 0.5 for ``vit_base_patch16_224``'s augreg weights,
+    ImageNet's for DeiT, OpenAI's for CLIP towers), else none (0 / 1) for the tiny tower."""
+    if cfg.pixel_mean and cfg.pixel_std:
+        return list(cfg.pixel_mean), list(cfg.pixel_std)
+    own = getattr(vit, "pretrained_cfg", None) or {}
+    if cfg.vision != "tiny" and "mean" in own and "std" in own:
+        mean, std = list(own["mean"]), list(own["std"])
+    else:
+        mean, std = [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]
+    return list(cfg.pixel_mean) or mean, list(cfg.pixel_std) or std
+
+
 def build_vision(cfg: ModelConfig) -> nn.Module:
-    """A timm ViT: :func:`paperlab.models.tiny_vision_tower` for ``tiny``, else ``timm.create_model(name)``."""
+    """A timm ViT: :func:`paperlab.models.tiny_vision_tower` for ``tiny``, else ``timm.create_model(name)``; its
+    pixel normalisation (:func:`pixel_constants`) rides along as non-persistent buffers ``pixel_mean`` /
+    ``pixel_std`` that :func:`encode_image` applies."""
     from paperlab.models import load_vision_tower, tiny_vision_tower
 
     if cfg.vision == "tiny":
-        return tiny_vision_tower(
+        vit = tiny_vision_tower(
             cfg.image_size,
             cfg.patch_size,
             cfg.vision_width,
@@ -81,17 +119,25 @@ def build_vision(cfg: ModelConfig) -> nn.Module:
             cfg.vision_heads,
             seed=cfg.seed,
         )
-    return load_vision_tower(cfg.vision, pretrained=cfg.pretrained, num_classes=0, img_size=cfg.image_size)
+    else:
+        vit = load_vision_tower(cfg.vision, pretrained=cfg.pretrained, num_classes=0, img_size=cfg.image_size)
+    mean, std = pixel_constants(cfg, vit)
+    vit.register_buffer("pixel_mean", torch.tensor(mean).view(3, 1, 1), persistent=False)
+    vit.register_buffer("pixel_std", torch.tensor(std).view(3, 1, 1), persistent=False)
+    return vit
 
 
 def encode_image(vit: nn.Module, images: torch.Tensor, mask: torch.Tensor | None = None, mask_token=None):
-    """ViT tokens ``(B, 1 + N, D_v)``; patches where ``mask`` ``(B, N)`` is True are replaced by ``mask_token``
-    ``(D_v,)`` before the position embedding (BEiT-style masked input)."""
+    """ViT tokens ``(B, 1 + N, D_v)`` of pixels in [0, 1], normalised by the tower's ``pixel_mean`` /
+    ``pixel_std``; patches where ``mask`` ``(B, N)`` is True are replaced by ``mask_token`` ``(D_v,)`` before
+    the position embedding (BEiT-style masked input)."""
     expected = vit.patch_embed.img_size
     if tuple(images.shape[-2:]) != tuple(expected):
         raise ValueError(
             f"images are {tuple(images.shape[-2:])} but model.image_size gives {tuple(expected)}"
         )
+    if hasattr(vit, "pixel_mean"):
+        images = (images - vit.pixel_mean.to(images.dtype)) / vit.pixel_std.to(images.dtype)
     x = vit.patch_embed(images)
     if mask is not None:
         x = torch.where(mask.unsqueeze(-1), mask_token.to(x.dtype).expand_as(x), x)
@@ -118,26 +164,89 @@ class TinyTextEncoder(nn.Module):
 
 
 class HubTextEncoder(nn.Module):
-    """A hub encoder (``bert-base-uncased``), ``last_hidden_state`` as the text tokens."""
+    """A BERT encoder, ``last_hidden_state`` as the text tokens: a hub name (``bert-base-uncased``; hub config,
+    weights when ``pretrained``) or ``config`` (a ``transformers.BertConfig`` built here: random init).
+    ``layers`` keeps only the first ``layers`` layers (ALBEF's 6-layer text encoder); the rest are
+    :attr:`spare_layers`, from which the fusion layers are initialised (``model.fusion_init=text``)."""
 
-    def __init__(self, name: str, pretrained: bool) -> None:
+    def __init__(self, name: str, pretrained: bool, layers: int | None = None, config=None) -> None:
         super().__init__()
         from transformers import AutoConfig, AutoModel
 
-        self.model = (
-            AutoModel.from_pretrained(name)
-            if pretrained
-            else AutoModel.from_config(AutoConfig.from_pretrained(name))
-        )
+        if config is not None:
+            self.model = AutoModel.from_config(config, add_pooling_layer=False)
+        elif pretrained:
+            self.model = AutoModel.from_pretrained(name, add_pooling_layer=False)
+        else:
+            self.model = AutoModel.from_config(AutoConfig.from_pretrained(name), add_pooling_layer=False)
+        self.spare_layers: list[nn.Module] = []
+        if layers is not None:
+            total = len(self.model.encoder.layer)
+            require(0 < layers <= total, "model.text_depth", layers, f"in [1, {total}] ({name} has {total})")
+            self.spare_layers = list(self.model.encoder.layer[layers:])  # not submodules: not trained
+            self.model.encoder.layer = nn.ModuleList(self.model.encoder.layer[:layers])
+            self.model.config.num_hidden_layers = layers
 
     def forward(self, ids: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
         return self.model(input_ids=ids, attention_mask=attention.long()).last_hidden_state
 
 
-def build_text(cfg: ModelConfig, vocab_size: int) -> nn.Module:
-    return (
-        TinyTextEncoder(vocab_size, cfg) if cfg.text == "tiny" else HubTextEncoder(cfg.text, cfg.pretrained)
+def local_bert_config(cfg: ModelConfig, vocab_size: int, layers: int):
+    """A ``transformers.BertConfig`` of the ``model.text_*`` sizes (``text: bert``; BERT-base at 768 / 12 heads:
+    intermediate 4 x width, 512 positions, as ``bert-base-uncased``'s config.json)."""
+    from transformers import BertConfig
+
+    return BertConfig(
+        vocab_size=vocab_size,
+        hidden_size=cfg.text_width,
+        num_hidden_layers=layers,
+        num_attention_heads=cfg.text_heads,
+        intermediate_size=4 * cfg.text_width,
+        max_position_embeddings=max(512, cfg.max_text_len),
     )
+
+
+def build_text(cfg: ModelConfig, vocab_size: int) -> nn.Module:
+    """``tiny``: :class:`TinyTextEncoder`; ``bert``: a randomly initialised BERT of the ``text_*`` sizes; else a hub
+    BERT. A BERT keeps ``text_depth`` layers, and ``text_depth + fusion_depth`` are built when the fusion layers
+    start from its top layers (``fusion_init=text``: BERT-base = 6 text + 6 fusion layers, ALBEF)."""
+    if cfg.text == "tiny":
+        return TinyTextEncoder(vocab_size, cfg)
+    total = cfg.text_depth + (cfg.fusion_depth if cfg.fusion_init == "text" else 0)
+    if cfg.text == "bert":
+        return HubTextEncoder("bert", False, cfg.text_depth, local_bert_config(cfg, vocab_size, total))
+    if cfg.pretrained or cfg.fusion_init != "text":
+        return HubTextEncoder(cfg.text, cfg.pretrained, cfg.text_depth)
+    from transformers import AutoConfig
+
+    hub = AutoConfig.from_pretrained(cfg.text)
+    require(
+        hub.num_hidden_layers >= total,
+        "model.fusion_depth",
+        cfg.fusion_depth,
+        f"text_depth + fusion_depth <= {hub.num_hidden_layers} ({cfg.text}'s layers)",
+    )
+    return HubTextEncoder(cfg.text, False, cfg.text_depth, hub)
+
+
+def build_fusion(cfg: ModelConfig, text: nn.Module) -> nn.Module:
+    """The fusion encoder: fresh co-attention layers (``fusion_init=random``) or :class:`BertFusionEncoder` from
+    the text encoder's spare top layers (``fusion_init=text``)."""
+    if cfg.fusion_init == "random":
+        return FusionEncoder(cfg.text_width, cfg.fusion_heads, cfg.fusion_depth)
+    spare = getattr(text, "spare_layers", [])
+    require(
+        len(spare) >= cfg.fusion_depth,
+        "model.fusion_depth",
+        cfg.fusion_depth,
+        f"at most the {len(spare)} BERT layers above model.text_depth={cfg.text_depth}",
+    )
+    from semmim.fusion_bert import BertFusionEncoder
+
+    fusion = BertFusionEncoder(cfg.text_width, cfg.fusion_heads, cfg.fusion_depth)
+    fusion.init_from_bert(spare[: cfg.fusion_depth])
+    text.spare_layers = []  # copied: the source layers are dropped
+    return fusion
 
 
 class FusionLayer(nn.Module):

@@ -17,7 +17,8 @@ from tqdm.auto import tqdm
 
 from paperlab.config import require
 from paperlab.io import load_checkpoint, save_checkpoint
-from semmim.data import CaptionSet, augment
+from semmim.data import CaptionFile, CaptionSet, caption_loader
+from semmim.views import second_view
 from semmim.vlp import SemMIMModel
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     checkpoint_every: int = 0  # 0 = no checkpoints; > 0 = save every N steps and resume from the last one
     log_every: int = 10
+    workers: int = 2  # DataLoader processes decoding a caption file's images (corpus.kind=files)
 
     def __post_init__(self) -> None:
         require(self.steps > 0, "train.steps", self.steps, "> 0")
@@ -42,6 +44,8 @@ class TrainConfig:
             0 <= self.warmup < self.steps, "train.warmup", self.warmup, f"in [0, train.steps={self.steps})"
         )
         require(self.checkpoint_every >= 0, "train.checkpoint_every", self.checkpoint_every, ">= 0")
+        require(self.workers >= 0, "train.workers", self.workers, ">= 0 (0: decode in the training process)")
+        require(self.log_every >= 1, "train.log_every", self.log_every, ">= 1")
 
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:
@@ -62,8 +66,11 @@ def _distributed() -> tuple[int, int]:
 
 
 def is_main_process() -> bool:
-    """True outside DDP and on rank 0 (the process that writes files)."""
-    return not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0
+    """True outside DDP and on rank 0 (the process that writes files), also before the process group starts
+    (``RANK`` of the launch: :func:`paperlab.scale.is_main_process`)."""
+    from paperlab.scale import is_main_process as main
+
+    return main()
 
 
 def fit(
@@ -78,20 +85,28 @@ def fit(
     description: str = "train",
     device: torch.device | str = "cpu",
     stop_at: int | None = None,
+    precision: str = "fp32",
 ) -> list[dict[str, float]]:
     """The generic loop shared by pretraining and fine-tuning: ``model(*inputs())`` returns a dict of losses with
     ``loss`` the one to minimise; AdamW (weight decay on matrices only, or ``param_groups``), warm-up + cosine
     (:func:`lr_factor`), gradient clipping, ``after_step()`` after every optimizer step (the EMA update), logged
     means every ``cfg.log_every`` steps, atomic checkpoints on rank 0 that resume exactly in one process, and DDP
     when ``WORLD_SIZE > 1`` (each rank then draws its own batches: the global RNG is re-seeded per rank, also on
-    resume, so a resumed DDP run continues with fresh per-rank streams rather than bit-exactly)."""
+    resume, so a resumed DDP run continues with fresh per-rank streams rather than bit-exactly). ``precision``:
+    ``fp32`` or ``bf16-mixed`` (fp32 master weights, the forward under bf16 autocast; ``paperlab.scale``)."""
+    require(precision in ("fp32", "bf16-mixed"), "scale.precision", precision, "fp32 or bf16-mixed")
     world, rank = _distributed()
     model.to(device)
     net: torch.nn.Module = model
     if world > 1:
         local = int(os.environ.get("LOCAL_RANK", "0"))
         ids = [local] if torch.device(device).type == "cuda" else None
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
+        # broadcast_buffers=False: DDP would otherwise copy rank 0's buffers (the ITC queues, the agreement
+        # centres) over every rank's at each forward; they are kept identical by all_gather / all_reduce instead
+        # (semmim.vlp.SemMIMModel._enqueue / _update_center)
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=ids, find_unused_parameters=True, broadcast_buffers=False
+        )
     if param_groups is None:
         decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim > 1]
         no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim <= 1]
@@ -117,8 +132,15 @@ def fit(
         disable=not progress or rank != 0,
         leave=False,
     )
+    dev = torch.device(device)
+    autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=precision == "bf16-mixed")
+    # the logged sums stay on the device (float64 where it exists: sums equal to the host's python floats) and
+    # reach the host once per log interval -- no per-step synchronisation for logging
+    acc_dtype = torch.float32 if dev.type == "mps" else torch.float64
+    sums = {k: torch.tensor(v, dtype=acc_dtype, device=dev) for k, v in running.items()}
     for step in bar:
-        out = net(*inputs())
+        with autocast:
+            out = net(*inputs())
         optimizer.zero_grad(set_to_none=True)
         out["loss"].backward()
         if cfg.grad_clip > 0:
@@ -128,10 +150,13 @@ def fit(
         if after_step is not None:
             after_step()
         for k, v in out.items():
-            running[k] = running.get(k, 0.0) + float(v.detach())
+            value = v.detach().to(acc_dtype)
+            sums[k] = sums[k] + value if k in sums else value
         if (step + 1) % cfg.log_every == 0:
-            history.append({"step": step + 1, **{k: v / cfg.log_every for k, v in running.items()}})
-            running = {}
+            names = list(sums)
+            values = torch.stack([sums[k] for k in names]).tolist() if names else []  # the one sync
+            history.append({"step": step + 1, **{k: v / cfg.log_every for k, v in zip(names, values)}})
+            sums = {}
             bar.set_postfix(loss=f"{history[-1]['loss']:.3f}")
         if (
             checkpoint is not None
@@ -145,7 +170,7 @@ def fit(
                 optimizer=optimizer,
                 scheduler=scheduler,
                 step=step + 1,
-                extra={"history": history, "running": running},
+                extra={"history": history, "running": {k: v.item() for k, v in sums.items()}},
             )
     model.eval()
     return history
@@ -153,7 +178,7 @@ def fit(
 
 def pretrain(
     model: SemMIMModel,
-    data: CaptionSet,
+    data: CaptionSet | CaptionFile,
     tokenizer,
     cfg: TrainConfig,
     *,
@@ -167,13 +192,22 @@ def pretrain(
     after that step (an interruption, for tests), leaving the schedule of ``cfg.steps`` unchanged."""
     mim = model.loss_cfg.mim
     two_views = mim.enabled and mim.agreement  # the agreement loss needs a second view
+    stream: list = []  # a caption file's DataLoader iterator, made at the first step (after a resume's RNG)
+
+    def draw() -> tuple[torch.Tensor, list[str]]:
+        if not isinstance(data, CaptionFile):  # in memory: batches from the global RNG (exact resume)
+            return data.batch(torch.randint(len(data), (cfg.batch,)))
+        if not stream:
+            seed = int(torch.randint(2**31 - 1, ()))
+            loader = caption_loader(data, cfg.batch, cfg.workers, samples=cfg.batch * cfg.steps, seed=seed)
+            stream.append(iter(loader))
+        return next(stream[0])
 
     def inputs() -> tuple:
-        index = torch.randint(len(data), (cfg.batch,))
-        images, captions = data.batch(index)
+        images, captions = draw()
         ids, attention = tokenizer(captions)
         images, ids, attention = images.to(device), ids.to(device), attention.to(device)
-        view2 = augment(images, hue_p=mim.view_hue_p, gray_p=mim.view_gray_p) if two_views else None
+        view2 = second_view(images, mim) if two_views else None
         return images, ids, attention, view2
 
     options.setdefault("description", "pretrain")

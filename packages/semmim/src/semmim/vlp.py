@@ -23,9 +23,9 @@ from paperlab.io import MissingFileError, atomic_torch_save
 from semmim import losses
 from semmim.masking import patch_relevance, random_mask, text_guided_mask
 from semmim.model import (
-    FusionEncoder,
     ModelConfig,
     SemanticHead,
+    build_fusion,
     build_text,
     build_vision,
     encode_image,
@@ -67,6 +67,11 @@ class MIMConfig:
     # brightness only (the earlier default)
     view_hue_p: float = 0.8
     view_gray_p: float = 0.2
+    # the second view's kind (semmim.views): shift (the tiny one above) | dino (DINO's second global view:
+    # RandomResizedCrop with view_crop_scale, flip, colour jitter with p view_hue_p, grayscale with p view_gray_p,
+    # blur, solarisation; the paper default)
+    view: str = "shift"
+    view_crop_scale: list[float] = dataclasses.field(default_factory=lambda: [0.4, 1.0])
 
     def __post_init__(self) -> None:
         require(
@@ -99,6 +104,14 @@ class MIMConfig:
                 getattr(self, name),
                 "a probability in [0, 1]",
             )
+        require(self.view in ("shift", "dino"), "mim.view", self.view, "shift or dino")
+        lo, hi = [*self.view_crop_scale, 0.0, 0.0][:2]
+        require(
+            len(self.view_crop_scale) == 2 and 0 < lo <= hi <= 1,
+            "mim.view_crop_scale",
+            self.view_crop_scale,
+            "[low, high] with 0 < low <= high <= 1",
+        )
         require(0.0 <= self.center_momentum < 1.0, "mim.center_momentum", self.center_momentum, "in [0, 1)")
         require(self.weight >= 0 and self.agreement_weight >= 0, "mim.weight", self.weight, ">= 0")
 
@@ -138,7 +151,7 @@ class SemMIMModel(nn.Module):
             vw = self.vision.embed_dim
             tw = cfg.text_width
             self.image_to_fusion = nn.Linear(vw, tw)
-            self.fusion = FusionEncoder(tw, cfg.fusion_heads, cfg.fusion_depth)
+            self.fusion = build_fusion(cfg, self.text)
             self.vision_proj = nn.Linear(vw, cfg.embed_dim)
             self.text_proj = nn.Linear(tw, cfg.embed_dim)
             self.itm_head = nn.Linear(tw, 2)
@@ -214,7 +227,7 @@ class SemMIMModel(nn.Module):
         if mim.teacher == "sinkhorn":
             return mask, losses.sinkhorn_distribution(logits, mim.patch_tau_teacher)
         targets = losses.teacher_distribution(logits, self.patch_center, mim.patch_tau_teacher)
-        losses.update_center(self.patch_center, logits, mim.center_momentum)
+        self._update_center(self.patch_center, logits)
         return mask, targets
 
     def mim_loss(self, images, txt, attention, mask, targets) -> torch.Tensor:
@@ -240,7 +253,7 @@ class SemMIMModel(nn.Module):
         loss = losses.agreement_loss(
             student, teacher, self.center, mim.tau_student, mim.tau_teacher, mim.teacher
         )
-        losses.update_center(self.center, torch.cat(teacher), mim.center_momentum)
+        self._update_center(self.center, torch.cat(teacher))
         return loss
 
     # ------------------------------------------------------------------------------------------- one step
@@ -264,7 +277,13 @@ class SemMIMModel(nn.Module):
                 sim_t2i = sim_i2t.T
             out["itc"] = losses.itc_loss(sim_i2t, sim_t2i)
         if lc.itm:
-            out["itm"] = self.itm_with_hard_negatives(img, txt, attention, img_emb, txt_emb, same)
+            b = ids.shape[0]
+            if not lc.itc:  # ALBEF mines from the ITC similarities; without ITC, the in-batch ones
+                sim_i2t = img_emb @ txt_emb.T / temp
+                sim_t2i = sim_i2t.T
+            out["itm"] = self.itm_with_hard_negatives(
+                img, txt, attention, sim_i2t[:, :b], sim_t2i[:, :b], same
+            )
         if lc.mlm:
             masked_ids, labels = losses.mask_tokens(
                 ids, self.special_ids, self.mask_id, self.vocab_size, lc.mlm_prob
@@ -284,14 +303,17 @@ class SemMIMModel(nn.Module):
         out["loss"] = total
         return out
 
-    def itm_with_hard_negatives(self, img, txt, attention, img_emb, txt_emb, same) -> torch.Tensor:
+    def itm_with_hard_negatives(self, img, txt, attention, sim_i2t, sim_t2i, same) -> torch.Tensor:
         """ALBEF's ITM: each pair, plus per image a hard negative caption and per caption a hard negative image
-        drawn by ITC similarity (:func:`semmim.losses.hard_negative_index`; ``same`` ``(B, B)`` marks pairs that
-        count as matching and are never drawn); 2-way cross-entropy over the ``3B`` fused pairs."""
+        drawn with probability ``softmax(sim)`` over the in-batch ITC similarities *divided by the learnable
+        temperature* (ALBEF ``models/model_pretrain.py``: ``weights_i2t = softmax(sim_i2t[:, :bs])`` with
+        ``sim_i2t = image_feat @ text_feat_all / self.temp``, ``temp`` initialised at 0.07): ``sim_i2t`` /
+        ``sim_t2i`` ``(B, B)`` are those scaled similarities. Raw cosines in [-1, 1] would give weights within
+        ~e^2 of each other (nearly uniform mining). ``same`` ``(B, B)`` marks pairs that count as matching and
+        are never drawn (:func:`semmim.losses.hard_negative_index`); 2-way cross-entropy over the ``3B`` pairs."""
         with torch.no_grad():
-            sim = img_emb @ txt_emb.T
-            neg_txt = losses.hard_negative_index(sim, same)  # per image: a hard negative caption
-            neg_img = losses.hard_negative_index(sim.T, same)  # per caption: a hard negative image
+            neg_txt = losses.hard_negative_index(sim_i2t.detach(), same)  # per image: a hard negative caption
+            neg_img = losses.hard_negative_index(sim_t2i.detach(), same)  # per caption: a hard negative image
         t_all = torch.cat([txt, txt, txt[neg_txt]])
         i_all = torch.cat([img, img[neg_img], img])
         a_all = torch.cat([attention, attention, attention[neg_txt]])
@@ -300,15 +322,53 @@ class SemMIMModel(nn.Module):
         return losses.itm_loss(self.itm_logits(t_all, i_all, a_all), labels)
 
     @torch.no_grad()
-    def _enqueue(self, img_emb_m: torch.Tensor, txt_emb_m: torch.Tensor) -> None:
-        q, b = self.image_queue.shape[0], img_emb_m.shape[0]
-        idx = (self.queue_ptr + torch.arange(b, device=img_emb_m.device)) % q
-        self.image_queue[idx] = img_emb_m
-        self.text_queue[idx] = txt_emb_m
-        self.queue_ptr.fill_(int((self.queue_ptr + b) % q))
+    def _enqueue(self, img_emb_m: torch.Tensor, txt_emb_m: torch.Tensor, *extra: torch.Tensor) -> tuple:
+        """Every rank's momentum features (gathered in rank order, ALBEF's ``concat_all_gather`` before
+        ``_dequeue_and_enqueue``) written at the queue pointer, so every rank holds the same queue; the pointer
+        moves on the device (no host sync). ``extra`` tensors (an id queue's ids) are gathered the same way and
+        returned with the slots they go to: ``(slots, *gathered extra)``."""
+        img_all, txt_all = all_gather(img_emb_m), all_gather(txt_emb_m)
+        q, b = self.image_queue.shape[0], img_all.shape[0]
+        idx = (self.queue_ptr + torch.arange(b, device=img_all.device)) % q
+        self.image_queue[idx] = img_all.to(self.image_queue.dtype)
+        self.text_queue[idx] = txt_all.to(self.text_queue.dtype)
+        self.queue_ptr.copy_((self.queue_ptr + b) % q)
+        return (idx, *(all_gather(x) for x in extra))
+
+    @torch.no_grad()
+    def _update_center(self, center: torch.Tensor, logits: torch.Tensor) -> None:
+        """DINO's centre update with the batch mean over *every* rank (DINO ``update_center``: ``all_reduce`` of
+        the batch centre, divided by the world size), so the centres stay identical across ranks."""
+        mean = logits.detach().float().reshape(-1, logits.shape[-1]).mean(0)
+        losses.update_center(center, all_mean(mean).unsqueeze(0), self.loss_cfg.mim.center_momentum)
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
+
+
+def _world() -> int:
+    dist = torch.distributed
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+@torch.no_grad()
+def all_gather(x: torch.Tensor) -> torch.Tensor:
+    """``x`` of every rank concatenated along dim 0 in rank order (no gradient); ``x`` itself outside DDP."""
+    if _world() == 1:
+        return x
+    parts = [torch.empty_like(x) for _ in range(_world())]
+    torch.distributed.all_gather(parts, x.contiguous())
+    return torch.cat(parts)
+
+
+@torch.no_grad()
+def all_mean(x: torch.Tensor) -> torch.Tensor:
+    """The mean of ``x`` over the ranks (``x`` itself outside DDP)."""
+    if _world() == 1:
+        return x
+    out = x.clone()
+    torch.distributed.all_reduce(out)
+    return out / _world()
 
 
 def save_weights(model: SemMIMModel, path: str | Path) -> Path:
