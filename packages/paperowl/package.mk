@@ -15,3 +15,8 @@ paperowl-tex: ## install TeX Live (apt) so the builder also renders tables to PN
 	@if command -v pdflatex >/dev/null; then echo "pdflatex already installed: $$(command -v pdflatex)"; \
 	else SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get update && \
 	$$SUDO apt-get install -y --no-install-recommends texlive-latex-base texlive-latex-recommended texlive-latex-extra; fi
+
+PAPER_DRY += paperowl-paper-dry
+.PHONY: paperowl-paper-dry
+paperowl-paper-dry: setup ## dry run of experiment=tiny_paper (mPLUG-Owl 7B, micro-batch 4 x 2,304 tokens, LoRA, 8 x A100-80GB DDP): peak GiB per GPU -> results/paperowl/paper-dry/ (CPU, minutes)
+	$(PY) -m paperlab.dryrun paperowl experiment=tiny_paper

@@ -109,7 +109,10 @@ def test_tiny_and_paper_configs_validate_without_downloading():
     assert paper.name == "paper"
     assert paper.model.num_queries == 64 and paper.model.lora_r == 8 and paper.model.lora_alpha == 32
     assert paper.model.lora_targets == ["q_proj", "v_proj"] and paper.model.lm_modules_to_save == []
-    assert paper.model.lm == "huggyllama/llama-7b" and paper.model.image_size == 224
+    # issue 29: every part starts from the mPLUG-Owl checkpoint (train_it.sh --pretrained-ckpt), not base LLaMA
+    assert paper.model.init_from == "MAGAer13/mplug-owl-llama-7b" and paper.model.lm is None
+    assert paper.model.image_size == 224 and paper.model.anchors == [[2, 2]]
+    assert (paper.train.batch_size, paper.train.micro_batch_size) == (256, 4)
     assert paper.train.lr == 1e-4 and paper.train.min_lr == 1e-6 and paper.train.warmup_steps == 36
     build = from_config(ExperimentConfig, compose("paperowl", ["experiment=build"]).experiment)
     assert build.build.outliner == "extractive"
@@ -159,8 +162,9 @@ def test_paper_experiment_path_runs_on_built_jsonl_with_tiny_overrides(tiny_pape
         f"experiment.eval_jsonl={out}/sft/cap.jsonl",
         "experiment.max_new_tokens=4",
         "experiment.metrics=[BLEU-4,CIDEr]",
-        "experiment.model.lm=null",
-        "experiment.model.vision_tower=null",
+        "experiment.model.init_from=null",
+        "experiment.model.abstractor_ffn=128",
+        "experiment.model.gradient_checkpointing=false",
         "experiment.model.image_size=32",
         "experiment.model.patch_size=8",
         "experiment.model.num_queries=4",
@@ -171,6 +175,7 @@ def test_paper_experiment_path_runs_on_built_jsonl_with_tiny_overrides(tiny_pape
         "experiment.model.max_length=512",
         "experiment.train.steps=2",
         "experiment.train.batch_size=2",
+        "experiment.train.micro_batch_size=1",
         f"experiment.train.checkpoint_path={tmp_path}/state.pt",
     ]
     config = from_config(ExperimentConfig, compose("paperowl", overrides).experiment)

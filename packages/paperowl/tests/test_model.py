@@ -39,13 +39,13 @@ def _samples(n: int, seed: int) -> list[Sample]:
     return [Sample([d.image], PROMPT, d.caption, "figure_cap") for d in make_diagrams(n, seed=seed)]
 
 
-def test_abstractor_output_shape_is_batch_64_d():
-    abstractor = VisualAbstractor(vision_width=48, dim=32, out_dim=80, num_queries=64, layers=2, heads=4)
+def test_abstractor_output_shape_is_batch_64_queries_plus_eos_d():
+    abstractor = VisualAbstractor(dim=48, out_dim=80, num_queries=64, layers=2, heads=4, ffn=96)
     out = abstractor(torch.randn(3, 17, 48))
-    assert out.shape == (3, 64, 80)
+    assert out.shape == (3, 64 + 1, 80)  # mPLUG-Owl: 64 queries + vit_eos
     model = _model(num_queries=64)
     tokens = model.encode_images(torch.randn(2, 3, 32, 32), torch.zeros(2, dtype=torch.long))
-    assert tokens.shape == (2, 64, model.lm.get_input_embeddings().embedding_dim)
+    assert tokens.shape == (2, 65, model.lm.get_input_embeddings().embedding_dim)
 
 
 def test_shape_adaptive_cropping_picks_the_tall_grid_for_tall_tables():
@@ -159,7 +159,7 @@ def test_long_prompts_are_cut_to_max_length_keeping_images_and_answer():
     sample = Sample([Image.new("RGB", (32, 32))], long_prompt, "a bar chart with two bars", id="long")
     (encoded,) = encode_all(model, [sample])
     assert len(encoded["input_ids"]) == 48
-    assert encoded["input_ids"].count(model.image_token_id) == 4
+    assert encoded["input_ids"].count(model.image_token_id) == model.tokens_per_view == 4 + 1
     answer = [t for t in encoded["labels"] if t != -100]
     assert model.tokenizer.decode(answer[:-1]) == "a bar chart with two bars"
     tight = _model(max_length=16, num_queries=16, anchors=None)

@@ -375,10 +375,27 @@ def build(
         "diagrams": len(diagrams_meta),
         "images": sum(1 for d in diagrams_meta if d["image"]),
         "tables_rendered": builder.tex,
+        "tables_unrendered": sum(1 for d in diagrams_meta if d["kind"] == "table" and not d["image"]),
+        "tables_fix": None if builder.tex or not config.render_tables else TEX_FIX,
         "warnings": warnings,
     }
     atomic_write_json(out / "summary.json", summary)
+    if summary["tables_fix"] and summary["tables_unrendered"]:
+        log.warning(unrendered_message(summary["tables_unrendered"]))
     return summary
+
+
+#: the one command that gives the builder pdflatex (package.mk: apt-get install of a minimal TeX Live)
+TEX_FIX = "make paperowl-tex"
+
+
+def unrendered_message(count: int) -> str:
+    """The end-of-build warning on a machine without pdflatex (M-Paper needs tables as images too)."""
+    return (
+        f"{'!' * 8} {count} table(s) NOT rendered as images: pdflatex is not installed, so no table_* / "
+        f"figure_table_* samples were built (only tablelatex_*). Fix: `{TEX_FIX}` (apt-get install "
+        f"texlive-latex-base texlive-latex-recommended texlive-latex-extra), then build again {'!' * 8}"
+    )
 
 
 def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:

@@ -55,6 +55,10 @@ def run_build_command(cfg: Any) -> None:
         )
     )
     print(f"{len(summary['warnings'])} warning(s); see {command.out}/warnings.txt", file=sys.stderr)
+    if summary["tables_fix"] and summary["tables_unrendered"]:
+        from paperowl.builder import unrendered_message
+
+        print(unrendered_message(summary["tables_unrendered"]), file=sys.stderr)
 
 
 def _quote(value: str) -> str:

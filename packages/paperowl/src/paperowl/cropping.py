@@ -2,9 +2,13 @@
 
 A tall table or a wide figure loses its text when squeezed into one low-resolution square. The image is shown as
 a *global view* (resized to ``size x size``) plus ``rows x cols`` *crops* of the image resized to
-``(rows*size, cols*size)``. The grid is the anchor maximising ``S_rr + S_ra``: ``S_rr``, the IoU between the
-image and the anchor at pixel resolution (both boxes at the origin; prefers anchors close to the image's size),
-and ``S_ra``, the IoU of their shapes after each is scaled to unit longer side (prefers the same aspect ratio).
+``(rows*size, cols*size)``. The grid is chosen as the official code does (X-PLUG/mPLUG-DocOwl
+``PaperOwl/pipeline/data_utils/processors/doc_processor.py``, ``anchor_rank``): the anchor maximising
+``100 * shape_iou + iou``, i.e. the shape IoU first and the resolution IoU only to break near-ties. ``shape_iou`` is
+the IoU of the anchor box ``(cols*size, rows*size)`` with the image's shape at the anchor's width
+``(cols*size, floor(cols*size*h/w))``; ``iou`` the IoU of the anchor box with the image box ``(w, h)``, all
+boxes at the origin, ``inter / (union + 1e-5)``. The paper's anchors are ``configs/sft/release.yaml``'s: ``[[2, 2]]``
+(every image: the global view and 2x2 crops, 5 views).
 """
 
 from __future__ import annotations
@@ -15,8 +19,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-#: UReader's anchors: every grid with at most 20 cells of at most 20 rows/cols would be too many for a tiny model;
-#: this default keeps grids of up to 4 cells.
+#: The official ``DocPretrainProcessor`` default's first 8 anchors (grids of up to 4 cells; the official list goes on
+#: to 9 cells); the paper's instruction tuning uses ``PAPER_ANCHORS``.
 DEFAULT_ANCHORS: tuple[tuple[int, int], ...] = (
     (1, 1),
     (1, 2),
@@ -27,25 +31,34 @@ DEFAULT_ANCHORS: tuple[tuple[int, int], ...] = (
     (1, 4),
     (4, 1),
 )
+#: ``configs/sft/release.yaml`` (mPLUG-DocOwl/PaperOwl): ``anchors: [[2, 2]]`` for training and validation
+PAPER_ANCHORS: tuple[tuple[int, int], ...] = ((2, 2),)
 MEAN = (0.48145466, 0.4578275, 0.40821073)
 STD = (0.26862954, 0.26130258, 0.27577711)
 
 
-def _iou(w1: float, h1: float, w2: float, h2: float) -> float:
-    inter = min(w1, w2) * min(h1, h2)
-    return inter / (w1 * h1 + w2 * h2 - inter)
+def anchor_scores(width: int, height: int, anchors: Sequence[Sequence[int]], size: int) -> torch.Tensor:
+    """``100 * shape_iou + iou`` of each ``(rows, cols)`` anchor for a ``width x height`` image (module docstring),
+    in the official code's arithmetic: integer boxes, the shape box's height truncated, float32 IoUs."""
+    boxes = torch.tensor(
+        [[c * size, r * size] for r, c in anchors], dtype=torch.int64
+    )  # (w, h) at the origin
+    areas = boxes[:, 0] * boxes[:, 1]
+    shape = boxes.clone()
+    shape[:, 1] = height / width * boxes[:, 0]  # float32 product, truncated into the int64 box
+
+    def iou(other: torch.Tensor) -> torch.Tensor:
+        inter = torch.minimum(boxes[:, 0], other[:, 0]) * torch.minimum(boxes[:, 1], other[:, 1])
+        return inter / (areas + other[:, 0] * other[:, 1] - inter + 1e-5)
+
+    image = torch.tensor([[width, height]], dtype=torch.int64).expand_as(boxes)
+    return iou(shape) * 100 + iou(image)
 
 
 def select_anchor(width: int, height: int, anchors: Sequence[Sequence[int]], size: int) -> tuple[int, int]:
-    """The ``(rows, cols)`` anchor maximising ``S_rr + S_ra`` (module docstring); ties go to the first."""
-    best, best_score = tuple(anchors[0]), -1.0
-    for rows, cols in anchors:
-        s_rr = _iou(width, height, cols * size, rows * size)
-        scale_i, scale_a = max(width, height), max(rows, cols)
-        s_ra = _iou(width / scale_i, height / scale_i, cols / scale_a, rows / scale_a)
-        if s_rr + s_ra > best_score + 1e-9:
-            best, best_score = (rows, cols), s_rr + s_ra
-    return best  # type: ignore[return-value]
+    """The ``(rows, cols)`` anchor of highest :func:`anchor_scores` (the first on ties, as ``torch.argmax``)."""
+    best = int(torch.argmax(anchor_scores(width, height, anchors, size)))
+    return tuple(anchors[best])  # type: ignore[return-value]
 
 
 def to_tensor(image: Image.Image, size: int) -> torch.Tensor:

@@ -1,12 +1,15 @@
 """Samples -> model inputs: prompt template, ``<image>`` expansion, answer-only labels, batching.
 
 Loss on answers only (mPLUG-Owl/DocOwl instruction tuning): every prompt token is labelled -100. Each ``<image>``
-in a prompt becomes ``views x num_queries`` copies of the ``<image>`` id, where ``views`` = 1 global view + the
+in a prompt becomes ``views x (num_queries + 1)`` copies of the ``<image>`` id, where ``views`` = 1 global view + the
 shape-adaptive crops of that image (:mod:`paperowl.cropping`).
 """
 
 from __future__ import annotations
 
+import json
+from array import array
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +17,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from paperlab.io import DataError, existing_file, iter_jsonl
+from paperlab.io import DataError, existing_file
 from paperowl.cropping import crop_views
 from paperowl.model import IMAGE_TOKEN
 
@@ -52,7 +55,7 @@ def answer_ids(tokenizer: Any, answer: str) -> list[int]:
 
 
 def encode(
-    sample: Sample, tokenizer: Any, image_size: int, anchors, num_queries: int, with_answer: bool = True
+    sample: Sample, tokenizer: Any, image_size: int, anchors, tokens_per_view: int, with_answer: bool = True
 ) -> dict[str, Any]:
     """``input_ids``/``labels`` lists with expanded image tokens, plus the views and positions of every image.
 
@@ -74,7 +77,7 @@ def encode(
         v, p = crop_views(sample.images[image_index], image_size, anchors)
         views.append(v)
         positions.append(p)
-        expanded.extend([image_id] * (v.shape[0] * num_queries))
+        expanded.extend([image_id] * (v.shape[0] * tokens_per_view))
         image_index += 1
     answer = answer_ids(tokenizer, sample.answer) if with_answer else []
     return {
@@ -150,21 +153,91 @@ def _open_image(path: Path, number: int, image: Path) -> Image.Image:
         ) from None
 
 
+class JsonlSamples(Sequence[Sample]):
+    """The samples of a builder JSONL, streamed: the file is checked once on opening (every row's fields and
+    types, every image file present with an image header) keeping only each row's byte offset; ``samples[i]`` reads its line again and
+    decodes its images then. Memory: 16 bytes per row, whatever the images (690k M-Paper rows: ~11 MB)."""
+
+    def __init__(self, path: str | Path, root: str | Path | None = None, task: str | None = None) -> None:
+        self.path = existing_file(path)
+        self.root = Path(root) if root is not None else self.path.parent.parent
+        self._numbers = array("q")
+        self._offsets = array("q")
+        for number, offset, row in _scan_jsonl(self.path):
+            check_row(row, self.path, number, ("conversations", "image"))
+            if task is not None and row.get("task") != task:
+                continue
+            for p in row["image"]:
+                _check_image(self.path, number, self.root / p)
+            self._numbers.append(number)
+            self._offsets.append(offset)
+
+    def __len__(self) -> int:
+        return len(self._offsets)
+
+    def __getitem__(self, index: int) -> Sample:  # type: ignore[override]
+        if isinstance(index, slice):
+            raise TypeError("JsonlSamples: index with an integer")
+        number = self._numbers[index]
+        with self.path.open("rb") as f:
+            f.seek(self._offsets[index])
+            row = json.loads(f.readline().decode("utf-8-sig"))
+        turns = row["conversations"]
+        images = [_open_image(self.path, number, self.root / p) for p in row["image"]]
+        return Sample(
+            images, turns[0]["value"], turns[1]["value"], row.get("task_type", ""), row.get("id", "")
+        )
+
+
+def _scan_jsonl(path: Path) -> Iterator[tuple[int, int, dict[str, Any]]]:
+    """``(line number, byte offset, row)`` for each JSON object, one line in memory at a time; errors as
+    :func:`paperlab.io.iter_jsonl` (file and line)."""
+    with path.open("rb") as f:
+        offset, number = 0, 0
+        for raw in f:
+            number += 1
+            start, offset = offset, offset + len(raw)
+            try:
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as err:
+                raise DataError(
+                    f"{path}:{number}: not UTF-8 text (byte {raw[err.start]:#x}); save the file as UTF-8"
+                ) from None
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                hint = ""
+                if number == 1 and line.lstrip().startswith("["):
+                    hint = "; the file looks like a JSON array, JSONL holds one object per line"
+                raise DataError(
+                    f"{path}:{number}: not valid JSON ({err.msg} at column {err.colno}){hint}"
+                ) from None
+            if not isinstance(row, dict):
+                raise DataError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
+            yield number, start, row
+
+
 def samples_from_jsonl(
     path: str | Path, root: str | Path | None = None, task: str | None = None
-) -> list[Sample]:
-    """:class:`Sample` objects from a builder JSONL (image paths relative to ``root``, default the folder above
-    ``sft/``). Errors (a :class:`paperlab.io.DataError`) name the file, line and field or image."""
-    path = existing_file(path)
-    root = Path(root) if root is not None else path.parent.parent
-    out = []
-    for number, row in iter_jsonl(path):
-        check_row(row, path, number, ("conversations", "image"))
-        if task is not None and row.get("task") != task:
-            continue
-        turns = row["conversations"]
-        images = [_open_image(path, number, root / p) for p in row["image"]]
-        out.append(
-            Sample(images, turns[0]["value"], turns[1]["value"], row.get("task_type", ""), row.get("id", ""))
-        )
-    return out
+) -> JsonlSamples:
+    """The :class:`Sample` objects of a builder JSONL (image paths relative to ``root``, default the folder
+    above ``sft/``), streamed (:class:`JsonlSamples`): checked on opening, images decoded when a sample is read.
+    Errors (a :class:`paperlab.io.DataError`) name the file, line and field or image; an image whose header is
+    not an image's is refused on opening, one broken further on when it is read."""
+    return JsonlSamples(path, root, task)
+
+
+def _check_image(path: Path, number: int, image: Path) -> None:
+    """The image's header is read (``Image.open`` decodes no pixels): a missing file or one that is not an image
+    is refused."""
+    if not image.is_file():
+        raise DataError(f"{path}:{number}: image {image}: no such file")
+    try:
+        with Image.open(image) as opened:
+            opened.size  # noqa: B018
+    except Exception as err:
+        raise DataError(
+            f"{path}:{number}: image {image}: cannot read it ({type(err).__name__}: {err})"
+        ) from None

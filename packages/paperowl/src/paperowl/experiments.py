@@ -4,6 +4,7 @@ diagrams vs caption priors) and ``paper`` (mPLUG-DocOwl-scale instruction tuning
 from __future__ import annotations
 
 import logging
+import sys
 import textwrap
 import time
 from dataclasses import asdict, dataclass, field
@@ -256,6 +257,13 @@ def run_tiny(config: ExperimentConfig) -> dict[str, Any]:
     }
     scores = {name: score_by_task(p, test_set, config.metrics)["all"] for name, p in systems.items()}
     exact = {name: exact_match_by_kind(p, test_set) for name, p in systems.items()}
+    from paperlab.scale import is_main_process, weights_digest, world_size
+
+    digest = weights_digest(model)
+    # every rank: equal replicas
+    print(f"paperowl tiny: weights digest {digest}", file=sys.stderr, flush=True)
+    if not is_main_process():  # under `accelerate launch`: rank 0 writes the report, once
+        return {"weights_digest": digest}
     report = results_dir(PACKAGE, "tiny")
     plot_lines(
         report / "loss.png",
@@ -313,6 +321,8 @@ def run_tiny(config: ExperimentConfig) -> dict[str, Any]:
         **{keys.get(name, "nearest"): scores[name] for name in systems},
         "exact_match": {keys.get(name, "nearest"): exact[name] for name in systems},
         "seconds": seconds,
+        "world_size": world_size(),
+        "weights_digest": digest,
         "clip_loss": [clip_losses[0], clip_losses[-1]] if clip_losses else None,
         "final_loss": losses[-1],
         "first_loss": losses[0],
@@ -335,6 +345,10 @@ def run_tiny(config: ExperimentConfig) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------------- paper
 
 
+def _texts(sample: Any) -> tuple[str, str]:
+    return sample.prompt, sample.answer
+
+
 def run_paper(config: ExperimentConfig) -> dict[str, Any]:
     """Instruction tuning at paper scale on builder JSONL (``train_jsonl``), evaluation on ``eval_jsonl``."""
     from paperowl.data import samples_from_jsonl
@@ -351,10 +365,12 @@ def run_paper(config: ExperimentConfig) -> dict[str, Any]:
     if not train_set:
         raise DataError(f"{config.train_jsonl}: no samples (expected builder JSONL, one sample per line)")
     test_set = samples_from_jsonl(config.eval_jsonl) if config.eval_jsonl else None
-    texts = None if config.model.lm else [t for s in train_set for t in (s.prompt, s.answer)]
+    pretrained = config.model.lm or config.model.init_from
+    texts = None if pretrained else [t for i in range(len(train_set)) for t in _texts(train_set[i])]
     tokenizer = build_tokenizer(config.model, texts)
     model = PaperOwlModel(config.model, tokenizer)
-    prepare_tiny_tower(model, train_set)
+    if not pretrained:
+        prepare_tiny_tower(model, train_set)
     data_key = derived_key({"train_jsonl": config.train_jsonl}, inputs=[config.train_jsonl])
     losses = train(model, train_set, config.train, data_key=data_key)
     report = results_dir(PACKAGE, "paper")
@@ -364,7 +380,14 @@ def run_paper(config: ExperimentConfig) -> dict[str, Any]:
         "train_samples": len(train_set),
     }
     if test_set is not None:
-        predictions = generate(model, test_set, max_new_tokens=config.max_new_tokens, progress=True)
+        predictions = generate(
+            model,
+            test_set,
+            batch_size=config.train.micro_batch_size or 16,
+            max_new_tokens=config.max_new_tokens,
+            progress=True,
+            num_workers=config.train.num_workers,
+        )
         metrics["scores"] = score_by_task(predictions, test_set, config.metrics)
     write_results(report, metrics)
     return metrics

@@ -422,7 +422,21 @@ def latex_to_text(latex: str) -> str:
     whitespace collapsed). Unbalanced input is converted tolerantly."""
     from pylatexenc.latex2text import LatexNodes2Text, MacroTextSpec, get_default_latex_context_db
 
-    cleaned = re.sub(r"\\(?:cite[tp]?|citealp|citeauthor|citeyear)\*?(?:\[[^\]]*\])*\{[^{}]*\}", "", latex)
+    # logos and \S print text (``Bib\TeX{} entries`` -> ``BibTeX entries``); \verb|...| prints its content
+    cleaned = re.sub(r"\\verb\*?([^A-Za-z\s*])(.*?)\1", lambda m: m.group(2), latex)
+    for macro, printed in (("LaTeXe", "LaTeX2e"), ("BibTeX", "BibTeX"), ("LaTeX", "LaTeX"), ("TeX", "TeX")):
+        cleaned = re.sub(rf"\\{macro}(?![A-Za-z])(?:\{{\}})?", printed, cleaned)
+    cleaned = re.sub(r"\\S(?![A-Za-z])\s*", "\u00a7", cleaned)
+    # textual citations print the cited work (no bibliography here: its key, in brackets); parenthetical ones
+    # are dropped, and with them a parenthesis they leave empty ("(e.g. \citealp{x})" -> nothing)
+    cite = r"(?:\[[^\]]*\])*\{([^{}]*)\}"
+    cleaned = re.sub(
+        rf"\\(?:citet|citeauthor|citealt|Citet|Citeauthor)\*?{cite}",
+        lambda m: "[" + ", ".join(k.strip() for k in m.group(1).split(",")) + "]",
+        cleaned,
+    )
+    cleaned = re.sub(rf"\s*\\(?:cite[p]?|citealp|citeyear|parencite)\*?{cite}", "", cleaned)
+    cleaned = re.sub(r"\s*\(\s*(?:(?:e\.g\.|i\.e\.|see|cf\.|see also)[,;]?\s*)?\)", "", cleaned)
     cleaned = re.sub(r"\\label\{[^{}]*\}", "", cleaned)
     cleaned = re.sub(r"\\figurename(?![A-Za-z])\s*", "Figure ", cleaned)
     cleaned = re.sub(r"\\tablename(?![A-Za-z])\s*", "Table ", cleaned)
@@ -437,4 +451,5 @@ def latex_to_text(latex: str) -> str:
         ).latex_to_text(cleaned, tolerant_parsing=True)
     except Exception:  # pylatexenc can still fail on pathological input; fall back to a crude strip
         text = re.sub(r"\\[A-Za-z]+\*?", " ", cleaned).replace("{", "").replace("}", "")
-    return re.sub(r"\s+", " ", text).strip()
+    text = re.sub(r"\s+([.,;:])", r"\1", re.sub(r"\s+", " ", text))
+    return text.strip()

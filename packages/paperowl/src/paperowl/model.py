@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from paperlab.config import require
+from paperowl.abstractor import VisualAbstractor
 from paperowl.cropping import DEFAULT_ANCHORS, num_positions
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,14 @@ class ModelConfig:
     abstractor_layers: int = 2
     abstractor_heads: int = 4
     abstractor_dim: int = 64
+    # SwiGLU width of the abstractor's feed-forward (2816 in mPLUG-Owl 7B: mplug_owl_video/modeling_mplug_owl.py)
+    abstractor_ffn: int = 256
     lm: str | None = None
+    # an mPLUG-Owl checkpoint (folder or hub id, e.g. MAGAer13/mplug-owl-llama-7b): ViT, abstractor and LM start
+    # from it (paperowl.owl_weights), as the official run; vision_tower / lm are then not used
+    init_from: str | None = None
+    # recompute the LM's (and a trained ViT's) activations in the backward (official --gradient-checkpointing)
+    gradient_checkpointing: bool = False
     lm_layers: int = 2
     lm_hidden: int = 64
     lm_heads: int = 4
@@ -62,6 +70,7 @@ class ModelConfig:
     def __post_init__(self) -> None:
         require(self.vision_clip_steps >= 0, "vision_clip_steps", self.vision_clip_steps, "an integer >= 0")
         require(self.num_queries > 0, "num_queries", self.num_queries, "a positive integer")
+        require(self.abstractor_ffn > 0, "abstractor_ffn", self.abstractor_ffn, "a positive integer")
         require(self.abstractor_layers > 0, "abstractor_layers", self.abstractor_layers, "a positive integer")
         require(
             self.abstractor_dim % self.abstractor_heads == 0,
@@ -93,59 +102,12 @@ class ModelConfig:
             )
 
 
-class AbstractorLayer(nn.Module):
-    """Queries attend to ``[patch features; queries]`` (mPLUG-Owl's abstractor concatenates the queries to
-    the keys/values), then a feed-forward block; pre-norm residuals."""
-
-    def __init__(self, dim: int, heads: int) -> None:
-        super().__init__()
-        self.norm_q = nn.LayerNorm(dim)
-        self.norm_kv = nn.LayerNorm(dim)
-        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
-        self.norm_ff = nn.LayerNorm(dim)
-        self.ff = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
-
-    def forward(self, queries: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
-        q = self.norm_q(queries)
-        kv = self.norm_kv(torch.cat([features, queries], dim=1))
-        queries = queries + self.attn(q, kv, kv, need_weights=False)[0]
-        return queries + self.ff(self.norm_ff(queries))
-
-
-class VisualAbstractor(nn.Module):
-    """``num_queries`` learned queries summarise ``(batch, patches, vision_width)`` features into
-    ``(batch, num_queries, out_dim)`` (mPLUG-Owl Sec. 3.1; 64 queries in PaperOwl)."""
-
-    def __init__(
-        self,
-        vision_width: int,
-        dim: int,
-        out_dim: int,
-        num_queries: int = 64,
-        layers: int = 2,
-        heads: int = 4,
-    ) -> None:
-        super().__init__()
-        self.queries = nn.Parameter(torch.randn(1, num_queries, dim) * 0.02)
-        self.input_proj = nn.Linear(vision_width, dim)
-        self.layers = nn.ModuleList(AbstractorLayer(dim, heads) for _ in range(layers))
-        self.norm = nn.LayerNorm(dim)
-        self.output_proj = nn.Linear(dim, out_dim)
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        feats = self.input_proj(features)
-        queries = self.queries.expand(features.shape[0], -1, -1)
-        for layer in self.layers:
-            queries = layer(queries, feats)
-        return self.output_proj(self.norm(queries))
-
-
 def build_tokenizer(config: ModelConfig, texts: list[str] | None = None) -> Any:
     """The LM's tokenizer with ``<image>`` as one special token: trained on ``texts`` for a tiny LM, else
-    loaded from ``config.lm``."""
+    loaded from ``config.init_from`` (the mPLUG-Owl checkpoint) or ``config.lm``."""
     from paperlab.models import load_tokenizer, train_tiny_tokenizer
 
-    if config.lm is None:
+    if config.lm is None and config.init_from is None:
         # a word vocabulary needs the chat template's role names, else both turns start with <unk>
         if config.tokenizer_kind == "word":
             texts = [*(texts or []), "system user assistant"]
@@ -155,7 +117,12 @@ def build_tokenizer(config: ModelConfig, texts: list[str] | None = None) -> Any:
             kind=config.tokenizer_kind,
             extra_special_tokens=(IMAGE_TOKEN,),
         )
-    tokenizer = load_tokenizer(config.lm)
+    if config.init_from is not None:  # mPLUG-Owl ships its LLaMA tokenizer
+        from paperowl.owl_weights import resolve
+
+        tokenizer = load_tokenizer(resolve(config.init_from))
+    else:
+        tokenizer = load_tokenizer(config.lm)
     if IMAGE_TOKEN not in tokenizer.get_vocab():
         tokenizer.add_special_tokens({"additional_special_tokens": [IMAGE_TOKEN]})
     return tokenizer
@@ -170,55 +137,46 @@ class PaperOwlModel(nn.Module):
     (:mod:`paperowl.data` expands them), replaced here by the abstracted visual tokens in the same order.
     """
 
-    def __init__(self, config: ModelConfig, tokenizer: Any) -> None:
+    def __init__(self, config: ModelConfig, tokenizer: Any, owl_config: dict | None = None) -> None:
+        """``owl_config``: the mPLUG-Owl ``config.json`` to build its shape without reading any weight (the dry
+        run, :mod:`paperowl.scale`); else ``init_from`` is read and loaded."""
         super().__init__()
         from peft import LoraConfig, get_peft_model
-
-        from paperlab.models import load_causal_lm, load_vision_tower, tiny_causal_lm, tiny_vision_tower
 
         self.config = config
         self.tokenizer = tokenizer
         self.image_token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
         torch.manual_seed(config.seed)
-        if config.vision_tower is None:
-            self.vision = tiny_vision_tower(
-                config.image_size,
-                config.patch_size,
-                config.vision_width,
-                config.vision_depth,
-                config.vision_heads,
-                seed=config.seed,
-            )
-            width = config.vision_width
+        state = None
+        if config.init_from is not None:
+            self.vision, lm, state, heads = _owl_parts(config, owl_config)
         else:
-            self.vision = load_vision_tower(
-                config.vision_tower,
-                pretrained=config.vision_pretrained,
-                num_classes=0,
-                img_size=config.image_size,
-            )
-            width = self.vision.num_features
-        self.vision.requires_grad_(config.train_vision)
-        if config.lm is None:
-            lm = tiny_causal_lm(
-                tokenizer=tokenizer,
-                layers=config.lm_layers,
-                hidden=config.lm_hidden,
-                heads=config.lm_heads,
-                seed=config.seed,
-            )
-        else:
-            lm = load_causal_lm(config.lm, dtype=config.dtype, device="cpu")
-            lm.resize_token_embeddings(len(tokenizer))
+            self.vision, lm = _vision_tower(config), _language_model(config, tokenizer)
+        width = getattr(self.vision, "num_features", config.vision_width)
+        require(
+            width == config.abstractor_dim,
+            "abstractor_dim",
+            config.abstractor_dim,
+            f"the vision tower's width {width} (mPLUG-Owl's abstractor normalises the ViT features at its width)",
+        )
         hidden = lm.get_input_embeddings().embedding_dim
         self.abstractor = VisualAbstractor(
-            width,
             config.abstractor_dim,
             hidden,
             config.num_queries,
             config.abstractor_layers,
             config.abstractor_heads,
+            config.abstractor_ffn,
         )
+        if state is not None:
+            from paperowl.owl_weights import load_owl_weights
+
+            modules = {"vision": self.vision, "abstractor": self.abstractor, "lm": lm}
+            n = load_owl_weights(modules, state, heads, config.init_from)
+            log.info("loaded %d tensors of the mPLUG-Owl checkpoint %s", n, config.init_from)
+            del state
+            lm.resize_token_embeddings(len(tokenizer))
+        self.vision.requires_grad_(config.train_vision)
         self.crop_position = nn.Embedding(num_positions(config.anchors), hidden)
         nn.init.zeros_(self.crop_position.weight)
         lora = LoraConfig(
@@ -230,12 +188,25 @@ class PaperOwlModel(nn.Module):
             modules_to_save=list(config.lm_modules_to_save) or None,
         )
         self.lm = get_peft_model(lm, lora)
+        if config.gradient_checkpointing:
+            # as the official train.py: the LM (inputs made to require grad) and the ViT, not the abstractor
+            self.lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            self.lm.enable_input_require_grads()
+            if config.train_vision and hasattr(self.vision, "set_grad_checkpointing"):
+                self.vision.set_grad_checkpointing(True)
+
+    @property
+    def tokens_per_view(self) -> int:
+        """Visual tokens of one view in the LM sequence: the queries and mPLUG-Owl's ``vit_eos``."""
+        return self.config.num_queries + 1
 
     def encode_images(self, pixel_values: torch.Tensor, view_positions: torch.Tensor) -> torch.Tensor:
-        """``(views, 3, S, S)`` -> visual tokens ``(views, num_queries, lm_hidden)``."""
-        features = self.vision.forward_features(pixel_values)
-        prefix = getattr(self.vision, "num_prefix_tokens", 1)
-        tokens = self.abstractor(features[:, prefix:])
+        """``(views, 3, S, S)`` -> visual tokens ``(views, num_queries + 1, lm_hidden)``; a frozen ViT runs
+        without autograd (its activations are not kept)."""
+        dtype = next(self.vision.parameters()).dtype
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.config.train_vision):
+            features = self.vision.forward_features(pixel_values.to(dtype))
+        tokens = self.abstractor(features.to(self.abstractor.query_tokens.dtype))
         return tokens + self.crop_position(view_positions)[:, None, :]
 
     def embed(
@@ -254,7 +225,7 @@ class PaperOwlModel(nn.Module):
         if visual.shape[0] != int(mask.sum()):
             raise ValueError(
                 f"{int(mask.sum())} <image> positions in input_ids but {visual.shape[0]} visual tokens "
-                f"({pixel_values.shape[0]} views x {self.config.num_queries} queries)"
+                f"({pixel_values.shape[0]} views x {self.tokens_per_view} tokens)"
             )
         embeds = embeds.clone()
         embeds[mask] = visual
@@ -282,3 +253,65 @@ class PaperOwlModel(nn.Module):
 
     def trainable_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+
+def _vision_tower(config: ModelConfig) -> nn.Module:
+    from paperlab.models import load_vision_tower, tiny_vision_tower
+
+    if config.vision_tower is None:
+        return tiny_vision_tower(
+            config.image_size,
+            config.patch_size,
+            config.vision_width,
+            config.vision_depth,
+            config.vision_heads,
+            seed=config.seed,
+        )
+    return load_vision_tower(
+        config.vision_tower, pretrained=config.vision_pretrained, num_classes=0, img_size=config.image_size
+    )
+
+
+def _language_model(config: ModelConfig, tokenizer: Any) -> nn.Module:
+    from paperlab.models import load_causal_lm, tiny_causal_lm
+
+    if config.lm is None:
+        return tiny_causal_lm(
+            tokenizer=tokenizer,
+            layers=config.lm_layers,
+            hidden=config.lm_hidden,
+            heads=config.lm_heads,
+            seed=config.seed,
+        )
+    lm = load_causal_lm(config.lm, dtype=config.dtype, device="cpu")
+    lm.resize_token_embeddings(len(tokenizer))
+    return lm
+
+
+def _owl_parts(config: ModelConfig, cfg: dict | None = None) -> tuple[nn.Module, nn.Module, dict | None, int]:
+    """ViT and LM at the mPLUG-Owl checkpoint's shape, its tensors, its ViT heads; the model config's shape
+    fields must agree with the checkpoint's ``config.json`` (a :class:`ConfigError` naming the field)."""
+    from paperowl.owl_weights import owl_language_model, owl_vision_tower, read_config, read_state, resolve
+
+    folder = resolve(config.init_from) if cfg is None else None
+    cfg = read_config(folder) if folder is not None else cfg
+    vision, abstractor = cfg["vision_config"], cfg["visual_abstractor_config"]
+    expected = {
+        "image_size": vision.get("image_size", 224),
+        "patch_size": vision.get("patch_size", 14),
+        "num_queries": cfg.get("num_query_tokens", 64),
+        "abstractor_dim": abstractor.get("hidden_size", 1024),
+        "abstractor_layers": abstractor.get("num_hidden_layers", 6),
+        "abstractor_heads": abstractor.get("num_attention_heads", 16),
+    }
+    for key, value in expected.items():
+        require(
+            getattr(config, key) == value,
+            key,
+            getattr(config, key),
+            f"{value} (the checkpoint {config.init_from})",
+        )
+    dtype = getattr(torch, config.dtype)
+    tower = owl_vision_tower(vision).to(dtype)
+    state = read_state(folder) if folder is not None else None
+    return tower, owl_language_model(cfg["text_config"], dtype), state, vision.get("num_attention_heads", 16)

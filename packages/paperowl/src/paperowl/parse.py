@@ -220,18 +220,28 @@ def _label_map(diagrams: list[Diagram], text: str, start: int, stop: int) -> dic
                 else chr(ord("a") + list(diagram.subcaptions).index(label))
             )
             out[label] = (diagram.id, diagram.kind, diagram.number + suffix)
+    # A \label refers to the last counter stepped: after a sectioning command, any \label in that section's text
+    # (not only one right after the title) prints the section number, unless it belongs to a float (mapped above)
+    # or to an equation-like environment (not tracked: its label stays unknown).
     counters = [0, 0, 0]
-    for match in SECTION_RE.finditer(text, start, stop):
+    matches = list(SECTION_RE.finditer(text, start, stop))
+    for k, match in enumerate(matches):
         depth = ("section", "subsection", "subsubsection").index(match.group(1))
         counters[depth] += 1
         counters[depth + 1 :] = [0] * (2 - depth)
-        after = text[match.end() : match.end() + 400]
-        label = re.match(r"[^{}]*(?:\{[^{}]*\}[^{}]*)*\}\s*\\label\{([^{}]*)\}", after)
-        if label:
-            out.setdefault(
-                label.group(1).strip(), ("", "section", ".".join(str(c) for c in counters[: depth + 1]))
-            )
+        end = matches[k + 1].start() if k + 1 < len(matches) else stop
+        body = _MATH_ENV.sub(" ", text[match.end() : end])
+        number = ".".join(str(c) for c in counters[: depth + 1])
+        for label in re.findall(r"\\label\{([^{}]*)\}", body):
+            out.setdefault(label.strip(), ("", "section", number))
     return out
+
+
+_MATH_ENV = re.compile(
+    r"\\begin\{(equation|align|gather|multline|eqnarray|figure|table|wrapfigure|deluxetable)(\*?)\}.*?"
+    r"\\end\{\1\2\}",
+    re.S,
+)
 
 
 _NAMES = {
