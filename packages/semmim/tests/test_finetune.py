@@ -334,7 +334,8 @@ def test_bad_vqa_files_name_the_file_entry_and_field(tmp_path):
         read_vqa_file(path, 32)
     Image.new("RGB", (8, 8), (255, 0, 0)).save(tmp_path / "a.png")
     data = read_vqa_file(path, 16)
-    assert data.images.shape == (1, 3, 16, 16) and data.image_of.tolist() == [0, 0]  # one image, read once
+    assert len(data.images) == 1 and data.image_of.tolist() == [0, 0]  # one image, listed once
+    assert data.images[0].shape == (3, 16, 16) and data.batch(torch.tensor([1]))[0].shape == (1, 3, 16, 16)
     assert data.questions == ["what colour", "what shape"] and data.answers[1] == ["circle", "square"]
     captions = tmp_path / "captions.json"
     rows = [{"image": "a.png", "caption": "red"}, {"image": "b.png", "caption": "green"}, {"image": "a.png"}]
@@ -344,7 +345,7 @@ def test_bad_vqa_files_name_the_file_entry_and_field(tmp_path):
     Image.new("RGB", (8, 8), (0, 255, 0)).save(tmp_path / "b.png")
     captions.write_text(json.dumps([*rows[:2], {"image": "a.png", "caption": "a red square"}]))
     pairs = read_caption_images(captions, 16)
-    assert pairs.images.shape == (2, 3, 16, 16) and pairs.image_of.tolist() == [0, 1, 0]
+    assert len(pairs.images) == 2 and pairs.image_of.tolist() == [0, 1, 0]
     images, text = pairs.batch(torch.tensor([2, 1]))
     assert text == ["a red square", "green"] and images[0, 0, 0, 0] == 1.0 and images[1, 1, 0, 0] == 1.0
 

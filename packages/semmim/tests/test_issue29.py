@@ -189,6 +189,43 @@ def test_a_caption_file_of_10000_images_streams_in_bounded_memory(tmp_path):
     assert peak < 40 * 2**20, f"resident memory grew by {peak / 2**20:.1f} MiB"  # bound: 40 MiB
 
 
+@pytest.mark.slow
+def test_fine_tuning_files_of_10000_images_are_read_lazily_and_stream_in_bounded_memory(
+    tmp_path, monkeypatch
+):
+    import psutil
+
+    from semmim import data as scene_data
+    from semmim import finetune_data
+    from semmim.finetune_data import item_batches, read_caption_images, read_vqa_file
+
+    captions, questions = [], []
+    for i in range(10_000):
+        (tmp_path / f"{i}.png").write_bytes(_png(i))
+        captions += [{"image": f"{i}.png", "caption": f"image {i}"}, {"image": f"{i}.png", "caption": f"{i}"}]
+        questions.append({"image": f"{i}.png", "question": "what colour?", "answers": [str(i % 256)]})
+    (tmp_path / "captions.json").write_text(json.dumps(captions))
+    (tmp_path / "vqa.json").write_text(json.dumps(questions))
+    del captions, questions
+    decoded = []
+    real = scene_data.load_image
+    monkeypatch.setattr(finetune_data, "load_image", lambda *a: decoded.append(a[0]) or real(*a))
+    process = psutil.Process()
+    before = process.memory_info().rss
+    vqa = read_vqa_file(tmp_path / "vqa.json", 64)  # decoded in memory: 10,000 x 12 KiB = 117 MiB
+    pairs = read_caption_images(tmp_path / "captions.json", 64)
+    assert decoded == [] and len(vqa.images) == len(pairs.images) == 10_000 and len(pairs) == 20_000
+    assert vqa.images[7][0, 0, 0].item() == 7 and pairs.images[pairs.image_of[5]][0, 0, 0].item() == 2
+    seen, peak = 0, 0
+    for images, index in item_batches(vqa, batch_size=250, steps=40, workers=2):  # decoded in the workers
+        red = (images[:, 0, 0, 0] * 255).round()
+        assert torch.equal(red, (index % 256).float())  # each item its own image
+        seen += len(index)
+        peak = max(peak, process.memory_info().rss - before)
+    assert seen == 10_000 and images.shape == (250, 3, 64, 64)
+    assert peak < 40 * 2**20, f"resident memory grew by {peak / 2**20:.1f} MiB"  # bound: 40 MiB
+
+
 def test_bf16_autocast_and_losses_reach_the_host_once_per_log_interval(
     make_model, corpus, tokenizer, monkeypatch
 ):
@@ -232,3 +269,89 @@ def test_the_paper_dry_run_path_at_reduced_size_fits_and_covers_finetuning():
     assert report.fits and report.train_gib["activations"] > 0 and report.eval_gib["total"] > 0
     assert report.precision == "bf16-mixed" and report.num_gpus == 8
     assert set(scale.FINETUNE_TASKS) == {"coco_retrieval", "flickr_retrieval", "vqa", "coco_caption"}
+    crops = ["loss.mim.local_crops=4", "loss.mim.local_crop_size=16"]  # multi-crop enters the dry-run step
+    spec = scale.dry_run_specs(compose("semmim", ["experiment=paper", *small, *crops]))[0]
+    assert [v.shape for v in spec.batch(None, 4)["local_views"]] == [(4, 3, 16, 16)] * 4
+    assert dry_run(spec).fits
+
+
+# ----------------------------------------------------------------------------------------------- multi-crop
+def test_local_crops_are_encoded_at_their_size_as_timms_dynamic_vit():
+    import timm
+
+    from semmim.model import encode_crops, encode_image
+
+    torch.manual_seed(0)
+    vit = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=0, img_size=64).eval()
+    dynamic = timm.create_model(
+        "vit_tiny_patch16_224", pretrained=False, num_classes=0, img_size=64, dynamic_img_size=True
+    ).eval()
+    dynamic.load_state_dict(vit.state_dict())
+    full, crops = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(encode_crops(vit, full), encode_image(vit, full))
+        local = encode_crops(vit, crops)
+        assert local.shape == (2, 1 + 4, 192)  # a 2 x 2 patch grid and the class token
+        assert torch.allclose(local, dynamic.forward_features(crops), atol=1e-5)  # timm's own resampling
+    with pytest.raises(ValueError, match=r"not a multiple of the patch size"):
+        encode_crops(vit, torch.rand(1, 3, 40, 40))
+
+
+def test_the_agreement_over_local_crops_is_dinos_mean_over_view_pairs():
+    torch.manual_seed(0)
+    t1, t2, s1, s2, l1 = (torch.randn(4, 8) for _ in range(5))
+    center = torch.zeros(8)
+    two = losses.agreement_loss((s1, s2), (t1, t2), center, 0.1, 0.04)
+    three = losses.agreement_loss((s1, s2, l1), (t1, t2), center, 0.1, 0.04)
+    p1, p2 = (losses.teacher_distribution(t, center, 0.04) for t in (t1, t2))
+
+    def ce(p, s):
+        return losses.cross_entropy_between(p, s, 0.1).mean()
+
+    local_terms = ce(p1, l1) + ce(p2, l1)
+    assert torch.allclose(three, (2 * two + local_terms) / 4)  # 4 pairs: (1,2) (2,1) (1,l) (2,l)
+    assert not torch.allclose(three, two)
+
+
+def test_a_pretraining_step_with_multi_crop_feeds_local_crops_to_the_student_only(make_model, batch):
+    from semmim.views import local_views
+    from semmim.vlp import LossConfig, MIMConfig
+
+    loss = LossConfig(mim=MIMConfig(local_crops=2, local_crop_size=16, local_crop_scale=[0.05, 0.4]))
+    model = make_model("semmim", loss)
+    images, ids, attention = batch
+    sizes = {"student": [], "teacher": []}
+    model.vision.patch_embed.proj.register_forward_hook(
+        lambda m, a, o: sizes["student"].append(a[0].shape[-1])
+    )
+    model.momentum["vision"].patch_embed.proj.register_forward_hook(
+        lambda m, a, o: sizes["teacher"].append(a[0].shape[-1])
+    )
+    torch.manual_seed(1)
+    crops = local_views(images, 2, 16, (0.05, 0.4))
+    assert [c.shape for c in crops] == [(8, 3, 16, 16)] * 2
+    out = model(images, ids, attention, images.flip(-1), crops)
+    assert sorted(sizes["student"]).count(16) == 2 and 16 not in sizes["teacher"]
+    out["agr"].backward()
+    assert model.vision.patch_embed.proj.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match=r"mim.local_crops is 2 but 0 local views"):
+        model(images, ids, attention, images.flip(-1))
+    same = make_model("semmim", loss)
+    torch.manual_seed(2)
+    with_crops = same(images, ids, attention, images.flip(-1), crops)["agr"]
+    plain = make_model("semmim")
+    torch.manual_seed(2)
+    assert not torch.allclose(with_crops, plain(images, ids, attention, images.flip(-1))["agr"])
+
+
+def test_pretraining_with_multi_crop_trains_through_the_cli_path(make_model, corpus, tokenizer):
+    from semmim.train import TrainConfig, pretrain
+    from semmim.vlp import LossConfig, MIMConfig
+
+    model = make_model("semmim", LossConfig(mim=MIMConfig(local_crops=2, local_crop_size=16)))
+    calls = []
+    model.vision.patch_embed.proj.register_forward_hook(lambda m, a, o: calls.append(a[0].shape[-1]))
+    torch.manual_seed(0)
+    history = pretrain(model, corpus[0], tokenizer, TrainConfig(steps=2, batch=4, warmup=1, log_every=1))
+    assert len(history) == 2 and all(h["agr"] > 0 for h in history)
+    assert calls.count(16) == 4  # 2 local crops x 2 steps

@@ -296,11 +296,18 @@ def collate_captions(items: list[tuple[torch.Tensor, str]]) -> tuple[torch.Tenso
 
 
 def caption_loader(
-    data: CaptionFile, batch_size: int, workers: int, *, samples: int | None = None, seed: int = 0
+    data: torch.utils.data.Dataset,
+    batch_size: int,
+    workers: int,
+    *,
+    samples: int | None = None,
+    seed: int = 0,
+    collate_fn=collate_captions,
 ) -> torch.utils.data.DataLoader:
-    """Batches of ``data`` decoded by ``workers`` processes (0: in this one), at most ``2 x workers`` batches
-    ahead: memory does not grow with the file. ``samples``: that many items drawn uniformly with replacement
-    (pretraining: each rank its own stream from ``seed``); ``None``: every item once, in order (evaluation)."""
+    """Batches of ``data`` (a :class:`CaptionFile`, or any dataset with its ``collate_fn``) decoded by ``workers``
+    processes (0: in this one), at most ``2 x workers`` batches ahead: memory does not grow with the file.
+    ``samples``: that many items drawn uniformly with replacement (pretraining: each rank its own stream from
+    ``seed``); ``None``: every item once, in order (evaluation)."""
     sampler = None
     if samples is not None:
         generator = torch.Generator().manual_seed(seed)
@@ -312,7 +319,7 @@ def caption_loader(
         batch_size=batch_size,
         sampler=sampler,
         num_workers=workers,
-        collate_fn=collate_captions,
+        collate_fn=collate_fn,
         persistent_workers=workers > 0,
         drop_last=samples is not None,
     )

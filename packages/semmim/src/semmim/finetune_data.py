@@ -3,7 +3,9 @@ caption references), and the tiny synthetic versions built from the scene corpus
 
 VQA files are a JSON list of ``{"image": path relative to the file, "question": str, "answers": [str, ...]}``
 (VQA v2 gives ten answers per question). Caption files are those of :func:`semmim.data.read_caption_file`, read
-here with each distinct image held once (:func:`read_caption_images`).
+here with each distinct image listed once (:func:`read_caption_images`). Images of a file are decoded only when a
+batch asks for them, in :func:`item_batches`' ``DataLoader`` workers during fine-tuning, so memory does not grow with
+the file.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import torch
 
 from paperlab.io import DataError
 from paperlab.metrics import normalize_answer
-from semmim.data import SceneConfig, SceneObject, load_image, make_split, read_rows
+from semmim.data import SceneConfig, SceneObject, caption_loader, load_image, make_split, read_rows
 
 #: the words of the synthetic questions, appended to :func:`semmim.data.vocabulary` (ids of the caption words stay)
 QUESTION_WORDS = ("what", "colour", "shape", "is", "the", "object", "how", "many", "objects")
@@ -28,10 +30,10 @@ ANNOTATORS = 10
 
 @dataclasses.dataclass
 class VQASet:
-    """``images`` uint8 ``(M, 3, H, W)``; question i asks about ``images[image_of[i]]`` and has the annotators'
-    ``answers[i]`` (normalised)."""
+    """``images`` uint8 ``(M, 3, H, W)`` (synthetic) or the lazy :class:`ImageFiles` of a VQA file; question i asks
+    about ``images[image_of[i]]`` and has the annotators' ``answers[i]`` (normalised)."""
 
-    images: torch.Tensor
+    images: torch.Tensor | ImageFiles
     image_of: torch.Tensor
     questions: list[str]
     answers: list[list[str]]
@@ -82,21 +84,85 @@ def soft_targets(answers: Sequence[Sequence[str]], vocabulary: Sequence[str]) ->
     return out
 
 
-def _distinct_images(path: Path, rows: list[dict], image_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(images (M, 3, S, S) uint8, image_of (N,))``: every distinct ``image`` path read once."""
+class ImageFiles(torch.utils.data.Dataset):
+    """The distinct images of a task file, decoded (and resized to ``image_size``) only when indexed: an ``int`` gives
+    uint8 ``(3, S, S)``, a tensor or list of indices a stacked ``(B, 3, S, S)`` -- the interface of the in-memory
+    uint8 tensor of the synthetic sets, so 123k COCO or 82k VQA images are never held at once. A missing or
+    unreadable image is a :class:`paperlab.io.DataError` naming the list file, the first item that uses it and the
+    image, when it is decoded."""
+
+    def __init__(self, path: Path, image_size: int, files: list[str], first_item: list[int]) -> None:
+        self.path, self.image_size, self.files, self.first_item = path, image_size, files, first_item
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index):
+        if isinstance(index, int | np.integer) or (torch.is_tensor(index) and index.ndim == 0):
+            i = int(index)
+            where = f"{self.path}: item {self.first_item[i]}"
+            return load_image(self.path.parent / self.files[i], self.image_size, where)
+        return torch.stack([self[int(i)] for i in index])
+
+
+def _distinct_images(path: Path, rows: list[dict], image_size: int) -> tuple[ImageFiles, torch.Tensor]:
+    """``(lazy images, image_of (N,))``: every distinct ``image`` path once, in order of first use; each is checked
+    to exist (a missing one is a :class:`paperlab.io.DataError` naming the file, the item and the image), none is
+    decoded here."""
     slots: dict[str, int] = {}
-    images = []
+    files, first_item = [], []
     for i, row in enumerate(rows, start=1):
         if row["image"] not in slots:
-            slots[row["image"]] = len(images)
-            images.append(load_image(path.parent / row["image"], image_size, f"{path}: item {i}"))
-    return torch.stack(images), torch.tensor([slots[row["image"]] for row in rows])
+            if not (path.parent / row["image"]).is_file():  # one stat per image: fail before training starts
+                raise DataError(f"{path}: item {i}: image {path.parent / row['image']} not found")
+            slots[row["image"]] = len(files)
+            files.append(row["image"])
+            first_item.append(i)
+    return ImageFiles(path, image_size, files, first_item), torch.tensor(
+        [slots[row["image"]] for row in rows]
+    )
+
+
+class ItemImages(torch.utils.data.Dataset):
+    """``(uint8 image, item index)`` of every item of a :class:`VQASet` / :class:`CaptionImages`: what
+    :func:`item_batches`' workers decode."""
+
+    def __init__(self, data) -> None:
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.data.images[int(self.data.image_of[i])], i
+
+
+def _collate_items(items: list[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.stack([im for im, _ in items]).float() / 255.0, torch.tensor([i for _, i in items])
+
+
+def item_batches(data, batch_size: int, steps: int, workers: int):
+    """A generator of ``steps`` batches ``(images float in [0, 1] (B, 3, S, S), item indices (B,))`` drawn uniformly
+    with replacement. In-memory images (the synthetic sets): indexed here from the global torch RNG, one
+    ``torch.randint`` per batch, so a resumed fine-tuning continues exactly. Image files (:class:`ImageFiles`):
+    decoded by ``workers`` ``DataLoader`` processes at most ``2 x workers`` batches ahead, the sampler seeded from
+    the global torch RNG at the first batch (after a resume has restored it)."""
+    if not isinstance(data.images, ImageFiles):
+        for _ in range(steps):
+            index = torch.randint(len(data), (batch_size,))
+            yield data.batch(index)[0], index
+        return
+    seed = int(torch.randint(2**31 - 1, ()))
+    items = ItemImages(data)
+    yield from caption_loader(
+        items, batch_size, workers, samples=batch_size * steps, seed=seed, collate_fn=_collate_items
+    )
 
 
 def read_vqa_file(path: str | Path, image_size: int) -> VQASet:
-    """Load a VQA JSON file (see the module docstring); each distinct image is read once. A missing file, a row
-    without ``image`` / ``question`` / ``answers`` or with an empty answer list raises an error naming the file, the
-    row index and the field."""
+    """Load a VQA JSON file (see the module docstring): the rows are checked here, each distinct image is decoded
+    only when asked for (:class:`ImageFiles`). A missing file, a row without ``image`` / ``question`` /
+    ``answers`` or with an empty answer list raises an error naming the file, the row index and the field."""
     path = Path(path)
     rows = read_rows(path, "VQA", (("image", str), ("question", str), ("answers", list)))
     for i, row in enumerate(rows, start=1):
@@ -113,9 +179,9 @@ def read_vqa_file(path: str | Path, image_size: int) -> VQASet:
 class CaptionImages:
     """Caption rows over distinct images (COCO / Flickr30K: 5 rows per image): caption i describes
     ``images[image_of[i]]``; the interface of :class:`semmim.data.CaptionSet` (``batch``, ``captions``,
-    ``scenes``) with each image held once."""
+    ``scenes``) with each image decoded when asked for (:class:`ImageFiles`)."""
 
-    images: torch.Tensor
+    images: torch.Tensor | ImageFiles
     image_of: torch.Tensor
     captions: list[str]
 
@@ -132,8 +198,9 @@ class CaptionImages:
 
 def read_caption_images(path: str | Path, image_size: int) -> CaptionImages:
     """A caption JSON file (``[{"image": path relative to the file, "caption": str}]``, the format of
-    :func:`semmim.data.read_caption_file`) with each distinct image read once; a missing file or a row without
-    ``image`` / ``caption`` raises an error naming the file, the row index and the field."""
+    :func:`semmim.data.read_caption_file`) with each distinct image decoded only when asked for
+    (:class:`ImageFiles`); a missing file or a row without ``image`` / ``caption`` raises an error naming the file,
+    the row index and the field."""
     path = Path(path)
     rows = read_rows(path, "caption", (("image", str), ("caption", str)))
     images, image_of = _distinct_images(path, rows, image_size)

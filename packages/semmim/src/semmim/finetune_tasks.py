@@ -21,7 +21,14 @@ from paperlab.metrics import coco_caption_scores, hit_rate_at_k
 from paperlab.report import results_dir
 from semmim.data import CaptionSet
 from semmim.evaluate import itm_rerank, retrieval
-from semmim.finetune_data import CaptionImages, VQASet, answer_vocabulary, soft_targets, vqa_accuracy
+from semmim.finetune_data import (
+    CaptionImages,
+    VQASet,
+    answer_vocabulary,
+    item_batches,
+    soft_targets,
+    vqa_accuracy,
+)
 from semmim.finetune_models import CaptionDecoder, RetrievalFinetuner, VQAClassifier
 from semmim.model import encode_image
 from semmim.train import TrainConfig, fit
@@ -175,10 +182,11 @@ def run_retrieval(cfg: FinetuneConfig, data: TaskData, vlp: SemMIMModel, device)
     model = RetrievalFinetuner(vlp)
     train = schedule(cfg, len(data.train))
 
+    batches = item_batches(data.train, train.batch, train.steps, train.workers)
+
     def inputs() -> tuple:
-        index = torch.randint(len(data.train), (train.batch,))
-        images, captions = data.train.batch(index)
-        ids, attention = tok(captions)
+        images, index = next(batches)
+        ids, attention = tok([data.train.captions[i] for i in index.tolist()])
         return images.to(device), ids.to(device), attention.to(device), data.train_images[index].to(device)
 
     history = _fit(model, cfg, train, inputs, device, after_step=vlp.ema_update)
@@ -243,10 +251,11 @@ def run_vqa(cfg: FinetuneConfig, data: TaskData, vlp: SemMIMModel, device) -> di
     model = VQAClassifier(vlp, len(vocabulary))
     train = schedule(cfg, len(train_set))
 
+    batches = item_batches(train_set, train.batch, train.steps, train.workers)
+
     def inputs() -> tuple:
-        index = torch.randint(len(train_set), (train.batch,))
-        images, questions, _ = train_set.batch(index)
-        ids, attention = tok(questions)
+        images, index = next(batches)
+        ids, attention = tok([train_set.questions[i] for i in index.tolist()])
         return images.to(device), ids.to(device), attention.to(device), targets[index].to(device)
 
     history = _fit(model, cfg, train, inputs, device)
@@ -293,9 +302,11 @@ def run_caption(cfg: FinetuneConfig, data: TaskData, vlp: SemMIMModel, device) -
     train = schedule(cfg, len(data.train))
     before = caption_scores(model, data.test, data.test_images, tok, d.beams)
 
+    batches = item_batches(data.train, train.batch, train.steps, train.workers)
+
     def inputs() -> tuple:
-        images, captions = data.train.batch(torch.randint(len(data.train), (train.batch,)))
-        ids, attention = tok(captions)
+        images, index = next(batches)
+        ids, attention = tok([data.train.captions[i] for i in index.tolist()])
         return images.to(device), ids.to(device), attention.to(device)
 
     history = _fit(model, cfg, train, inputs, device)

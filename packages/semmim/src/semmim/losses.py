@@ -89,7 +89,7 @@ def cross_entropy_between(target: torch.Tensor, student_logits: torch.Tensor, ta
 
 
 def agreement_loss(
-    student: tuple[torch.Tensor, torch.Tensor],
+    student: tuple[torch.Tensor, ...],
     teacher: tuple[torch.Tensor, torch.Tensor],
     center: torch.Tensor,
     tau_s: float,
@@ -103,15 +103,21 @@ def agreement_loss(
     softmax(l(v) / tau_s)`` from the online model's, ``tau_t < tau_s`` (sharpening) and ``c`` the running centre.
     Logits ``(B, K)`` come from the shared :class:`semmim.model.SemanticHead`. ``teacher_kind="sinkhorn"`` replaces
     ``P_t`` by :func:`sinkhorn_distribution` (SwAV) of the momentum logits.
+
+    Multi-crop: ``student`` may hold more views after the two global ones (DINO's local crops, which the teacher
+    never sees); the loss is then DINO's ``DINOLoss.forward`` mean over every (teacher global view, student view)
+    pair but a view with itself, ``2 (V - 1)`` terms for ``V`` student views (with ``V = 2``: the form above).
     """
     if teacher_kind == "sinkhorn":
-        p1, p2 = (sinkhorn_distribution(t, tau_t) for t in teacher)
+        targets = [sinkhorn_distribution(t, tau_t) for t in teacher]
     else:
-        p1, p2 = (teacher_distribution(t, center, tau_t) for t in teacher)
-    return (
-        cross_entropy_between(p1, student[1], tau_s).mean()
-        + cross_entropy_between(p2, student[0], tau_s).mean()
-    ) / 2
+        targets = [teacher_distribution(t, center, tau_t) for t in teacher]
+    total, terms = 0.0, 0
+    for iq, target in enumerate(targets):
+        for v, logits in enumerate(student):
+            if v != iq:
+                total, terms = total + cross_entropy_between(target, logits, tau_s).mean(), terms + 1
+    return total / terms
 
 
 def update_center(center: torch.Tensor, logits: torch.Tensor, momentum: float) -> None:

@@ -145,6 +145,37 @@ def encode_image(vit: nn.Module, images: torch.Tensor, mask: torch.Tensor | None
     return vit.norm(vit.blocks(x))
 
 
+def encode_crops(vit: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """ViT tokens of images at a size other than the model's (DINO's small local crops, e.g. 96 px for a 224 px
+    model): the patch grid follows the image and the position embedding is resampled to it (bicubic,
+    ``timm.layers.resample_abs_pos_embed``, what timm does for ``dynamic_img_size``). At the model's own size this
+    is :func:`encode_image`. The side must be a multiple of the patch size."""
+    from timm.layers import resample_abs_pos_embed
+
+    if tuple(images.shape[-2:]) == tuple(vit.patch_embed.img_size):
+        return encode_image(vit, images)
+    patch = vit.patch_embed.patch_size
+    if images.shape[-2] % patch[0] or images.shape[-1] % patch[1]:
+        raise ValueError(
+            f"crops of {tuple(images.shape[-2:])} px are not a multiple of the patch size {patch}"
+        )
+    if hasattr(vit, "pixel_mean"):
+        images = (images - vit.pixel_mean.to(images.dtype)) / vit.pixel_std.to(images.dtype)
+    x = vit.patch_embed.proj(images)  # (B, D, h, w)
+    grid = x.shape[-2:]
+    x = vit.patch_embed.norm(x.flatten(2).transpose(1, 2))
+    prefix = [t.expand(x.shape[0], -1, -1) for t in (vit.cls_token, vit.reg_token) if t is not None]
+    pos = resample_abs_pos_embed(
+        vit.pos_embed,
+        new_size=tuple(grid),
+        old_size=vit.patch_embed.grid_size,
+        num_prefix_tokens=0 if vit.no_embed_class else vit.num_prefix_tokens,
+    )
+    x = torch.cat([*prefix, x + pos], 1) if vit.no_embed_class else torch.cat([*prefix, x], 1) + pos
+    x = vit.norm_pre(vit.patch_drop(vit.pos_drop(x)))
+    return vit.norm(vit.blocks(x))
+
+
 class TinyTextEncoder(nn.Module):
     """A pre-LN Transformer encoder over word ids (the tiny stand-in for BERT): ``(B, L)`` -> ``(B, L, D_t)``."""
 

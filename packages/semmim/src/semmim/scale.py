@@ -76,6 +76,9 @@ def pretrain_spec(cfg) -> DryRunSpec:
         b = _inputs(m, batch_size, _vocab(m))
         # the second view (semmim.views, made in the data pipeline) enters the step as a tensor of the same size
         b["view2"] = torch.rand_like(b["images"]) if loss.mim.enabled and loss.mim.agreement else None
+        if b["view2"] is not None and loss.mim.local_crops:  # multi-crop: the local crops at their own size
+            side = loss.mim.local_crop_size
+            b["local_views"] = [torch.rand(batch_size, 3, side, side) for _ in range(loss.mim.local_crops)]
         return b
 
     return DryRunSpec(

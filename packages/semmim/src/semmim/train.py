@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from paperlab.config import require
 from paperlab.io import load_checkpoint, save_checkpoint
 from semmim.data import CaptionFile, CaptionSet, caption_loader
-from semmim.views import second_view
+from semmim.views import local_views, second_view
 from semmim.vlp import SemMIMModel
 
 log = logging.getLogger(__name__)
@@ -208,6 +208,9 @@ def pretrain(
         ids, attention = tokenizer(captions)
         images, ids, attention = images.to(device), ids.to(device), attention.to(device)
         view2 = second_view(images, mim) if two_views else None
+        if two_views and mim.local_crops:  # multi-crop: DINO's local crops for the online model
+            crops = local_views(images, mim.local_crops, mim.local_crop_size, tuple(mim.local_crop_scale))
+            return images, ids, attention, view2, crops
         return images, ids, attention, view2
 
     options.setdefault("description", "pretrain")

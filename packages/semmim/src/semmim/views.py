@@ -8,8 +8,12 @@ resized crop would cut the objects the caption names.
 ``main_dino.py`` ``DataAugmentationDINO``): ``RandomResizedCrop(scale=(0.4, 1))`` back to the model's size, a
 horizontal flip (p 0.5), ``ColorJitter(0.4, 0.4, 0.2, 0.1)`` (p 0.8), grayscale (p 0.2), Gaussian blur (p 0.1)
 and solarisation (p 0.2). ALBEF's own pretraining transform is also a random resized crop and a flip
-(``configs/Pretrain.yaml`` / ``dataset/__init__.py``: scale (0.2, 1)). Multi-crop (DINO's small local crops) is
-not built: the momentum ViT here runs at one resolution.
+(``configs/Pretrain.yaml`` / ``dataset/__init__.py``: scale (0.2, 1)).
+
+Multi-crop (``mim.local_crops > 0``, off by default): DINO's small local crops (``main_dino.py``
+``local_crops_number`` 8, ``RandomResizedCrop(96, scale=(0.05, 0.4))``, flip, the same colour jitter and grayscale,
+blur with p 0.5; :func:`local_views`) go through the online ViT only, at their own size
+(:func:`semmim.model.encode_crops`); the momentum teacher sees the two global views, as in DINO.
 """
 
 from __future__ import annotations
@@ -43,6 +47,26 @@ def dino_view(
         ]
     )
     return torch.stack([transform(image) for image in images]).clamp(0, 1)
+
+
+def local_views(
+    images: torch.Tensor, number: int, size: int, crop_scale: tuple[float, float] = (0.05, 0.4)
+) -> list[torch.Tensor]:
+    """DINO's ``number`` local crops of each image of ``images`` float ``(B, 3, H, W)`` in [0, 1]: each a list entry
+    ``(B, 3, size, size)``, every image its own ``RandomResizedCrop(size, crop_scale)``, flip, colour jitter (p 0.8),
+    grayscale (p 0.2) and Gaussian blur (p 0.5) (``DataAugmentationDINO``'s ``local_transfo``; global torch RNG)."""
+    from torchvision.transforms import v2
+
+    transform = v2.Compose(
+        [
+            v2.RandomResizedCrop((size, size), scale=tuple(crop_scale), antialias=True),
+            v2.RandomHorizontalFlip(0.5),
+            v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.2, 0.1)], p=0.8),
+            v2.RandomGrayscale(0.2),
+            v2.RandomApply([v2.GaussianBlur(kernel_size=max(3, (size // 10) | 1), sigma=(0.1, 2.0))], p=0.5),
+        ]
+    )
+    return [torch.stack([transform(image) for image in images]).clamp(0, 1) for _ in range(number)]
 
 
 def second_view(images: torch.Tensor, mim) -> torch.Tensor:

@@ -28,6 +28,7 @@ from semmim.model import (
     build_fusion,
     build_text,
     build_vision,
+    encode_crops,
     encode_image,
     patchify,
 )
@@ -72,6 +73,11 @@ class MIMConfig:
     # blur, solarisation; the paper default)
     view: str = "shift"
     view_crop_scale: list[float] = dataclasses.field(default_factory=lambda: [0.4, 1.0])
+    # multi-crop (semmim.views.local_views): this many DINO local crops of local_crop_size px per image for the
+    # online model only (DINO: 8 crops of 96 px, scale (0.05, 0.4)); 0 = the two global views alone
+    local_crops: int = 0
+    local_crop_size: int = 96
+    local_crop_scale: list[float] = dataclasses.field(default_factory=lambda: [0.05, 0.4])
 
     def __post_init__(self) -> None:
         require(
@@ -111,6 +117,15 @@ class MIMConfig:
             "mim.view_crop_scale",
             self.view_crop_scale,
             "[low, high] with 0 < low <= high <= 1",
+        )
+        require(self.local_crops >= 0, "mim.local_crops", self.local_crops, ">= 0 (0: no local crops)")
+        require(self.local_crop_size > 0, "mim.local_crop_size", self.local_crop_size, "> 0 px")
+        require(
+            len(self.local_crop_scale) == 2
+            and 0.0 < self.local_crop_scale[0] <= self.local_crop_scale[1] <= 1.0,
+            "mim.local_crop_scale",
+            self.local_crop_scale,
+            "[min, max] area fractions with 0 < min <= max <= 1",
         )
         require(0.0 <= self.center_momentum < 1.0, "mim.center_momentum", self.center_momentum, "in [0, 1)")
         require(self.weight >= 0 and self.agreement_weight >= 0, "mim.weight", self.weight, ">= 0")
@@ -241,10 +256,13 @@ class SemMIMModel(nn.Module):
             return losses.feature_mim_loss(targets, self.feature_decoder(fused), mask)
         return losses.pixel_mim_loss(targets, self.pixel_decoder(fused), mask)
 
-    def global_agreement(self, img, img_m, view2) -> torch.Tensor:
+    def global_agreement(self, img, img_m, view2, local_views=None) -> torch.Tensor:
+        """The agreement loss of the two global views (``img`` / ``img_m``: the online / momentum tokens of the
+        batch, ``view2`` its second view) and, with multi-crop, of the online model's ``local_views``."""
         mim = self.loss_cfg.mim
         img2 = encode_image(self.vision, view2)
-        student = tuple(self.head(self.image_to_fusion(x[:, 0])) for x in (img, img2))
+        crops = [encode_crops(self.vision, v) for v in local_views or ()]
+        student = tuple(self.head(self.image_to_fusion(x[:, 0])) for x in (img, img2, *crops))
         with torch.no_grad():
             img2_m = encode_image(self.momentum["vision"], view2)
             teacher = tuple(
@@ -257,9 +275,10 @@ class SemMIMModel(nn.Module):
         return loss
 
     # ------------------------------------------------------------------------------------------- one step
-    def forward(self, images, ids, attention, view2=None) -> dict[str, torch.Tensor]:
+    def forward(self, images, ids, attention, view2=None, local_views=None) -> dict[str, torch.Tensor]:
         """Every enabled loss and ``loss`` (their weighted sum) for a batch: images ``(B, 3, H, W)``, word ids and
-        attention ``(B, L)``, ``view2`` a second augmentation of ``images`` (needed by the agreement loss)."""
+        attention ``(B, L)``, ``view2`` a second augmentation of ``images`` (needed by the agreement loss),
+        ``local_views`` a list of DINO local crops ``(B, 3, s, s)`` (multi-crop, ``mim.local_crops``)."""
         lc, mim = self.loss_cfg, self.loss_cfg.mim
         out: dict[str, torch.Tensor] = {}
         img, txt, img_emb, txt_emb = self.encode(images, ids, attention)
@@ -298,7 +317,10 @@ class SemMIMModel(nn.Module):
             if mim.agreement and mim.target == "semantic":
                 if view2 is None:
                     raise ValueError("the agreement loss needs view2, a second augmentation of the images")
-                out["agr"] = self.global_agreement(img, img_m, view2)
+                if len(local_views or ()) != mim.local_crops:
+                    got = len(local_views or ())
+                    raise ValueError(f"mim.local_crops is {mim.local_crops} but {got} local views were given")
+                out["agr"] = self.global_agreement(img, img_m, view2, local_views)
                 total = total + mim.agreement_weight * out["agr"]
         out["loss"] = total
         return out
