@@ -3,6 +3,7 @@
 import json
 import threading
 import time
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -14,8 +15,17 @@ from paperlab.serving import OpenAIServer, ServerConfig, ServerError
 class Fake:
     """Answers ``echo: <prompt>``; fails the first ``fail_first`` requests with 503; tracks peak concurrency."""
 
-    def __init__(self, fail_first: int = 0, status: int = 503, delay_s: float = 0.05) -> None:
-        self.fail_first, self.status, self.delay_s = fail_first, status, delay_s
+    def __init__(
+        self, fail_first: int = 0, status: int = 503, delay_s: float = 0.05, retry_after: str | None = None
+    ) -> None:
+        self.fail_first, self.status, self.delay_s, self.retry_after = (
+            fail_first,
+            status,
+            delay_s,
+            retry_after,
+        )
+        self.times: list[float] = []
+        self.auth: list[str | None] = []
         self.seen, self.active, self.peak = 0, 0, 0
         self.bodies: list[dict] = []
         self.lock = threading.Lock()
@@ -38,11 +48,15 @@ def server():
                     fake.active += 1
                     fake.peak = max(fake.peak, fake.active)
                     fake.bodies.append({"path": self.path, **body})
+                    fake.times.append(time.monotonic())
+                    fake.auth.append(self.headers.get("Authorization"))
                 time.sleep(fake.delay_s)
                 with fake.lock:
                     fake.active -= 1
                 if n <= fake.fail_first:
                     self.send_response(fake.status)
+                    if fake.retry_after is not None:
+                        self.send_header("Retry-After", fake.retry_after)
                     self.end_headers()
                     self.wfile.write(b"busy")
                     return
@@ -75,29 +89,87 @@ def test_answers_in_order_with_bounded_concurrency_retry_and_resume(server, tmp_
     )
     client = OpenAIServer(cfg)
     prompts = [f"p{i}" for i in range(10)]
-    assert client.complete(prompts) == [f"echo: p{i}" for i in range(10)]
+    assert client.texts(prompts) == [f"echo: p{i}" for i in range(10)]
     assert fake.peak <= 3 and fake.peak >= 2
     assert client.requests_sent == fake.seen == 11  # one 503 retried
     assert fake.bodies[-1]["stop"] == ["\n"] and fake.bodies[-1]["path"] == "/v1/completions"
     # a second client on the same cache sends nothing for the same prompts, and only the new one
     again = OpenAIServer(cfg)
-    assert again.complete([*prompts, "new"])[-1] == "echo: new"
+    assert again.texts([*prompts, "new"])[-1] == "echo: new"
     assert again.requests_sent == 1 and fake.seen == 12
 
 
 def test_chat_endpoint_and_errors(server):
     fake = Fake()
     url = server(fake)
-    assert OpenAIServer(ServerConfig(url, "m", chat=True)).complete(["hi"]) == ["echo: hi"]
+    assert OpenAIServer(ServerConfig(url, "m", chat=True)).texts(["hi"]) == ["echo: hi"]
     assert (
         fake.bodies[0]["path"] == "/v1/chat/completions" and fake.bodies[0]["messages"][0]["role"] == "user"
     )
     bad = Fake(fail_first=10, status=400)
-    with pytest.raises(ServerError, match="HTTP 400: busy"):
-        OpenAIServer(ServerConfig(server(bad), "m", backoff_s=0.01)).complete(["x"])
+    refused = OpenAIServer(ServerConfig(server(bad), "m", backoff_s=0.01)).complete(["x"])[0]
+    assert not refused.ok and refused.text == "" and "HTTP 400: busy" in refused.error
     assert bad.seen == 1  # a 400 is not retried
     down = Fake(fail_first=10)
-    with pytest.raises(ServerError, match="no answer after 3 attempts; last: HTTP 503"):
-        OpenAIServer(ServerConfig(server(down), "m", retries=2, backoff_s=0.01)).complete(["x"])
+    with pytest.raises(
+        ServerError, match=r"1 of 1 prompts failed; first: .*no answer after 3 attempts; last: HTTP 503"
+    ):
+        OpenAIServer(ServerConfig(server(down), "m", retries=2, backoff_s=0.01)).texts(["x"])
+    assert down.seen == 3
     with pytest.raises(ConfigError, match=r"server\.base_url"):
         ServerConfig("127.0.0.1:8000", "m")
+
+
+def test_retry_after_is_waited_for_and_capped(server):
+    fake = Fake(fail_first=1, status=429, delay_s=0.0, retry_after="0.6")
+    cfg = ServerConfig(server(fake), "m", backoff_s=0.01)
+    assert OpenAIServer(cfg).texts(["x"]) == ["echo: x"]
+    assert fake.times[1] - fake.times[0] >= 0.55  # the header's 0.6 s, not the 0.01 s backoff
+    capped = Fake(fail_first=1, status=503, delay_s=0.0, retry_after="3600")
+    start = time.monotonic()
+    assert OpenAIServer(ServerConfig(server(capped), "m", max_backoff_s=0.2)).texts(["y"]) == ["echo: y"]
+    assert time.monotonic() - start < 5
+
+
+def test_a_failed_prompt_is_cached_as_failed_and_asked_again_only_when_told(server, tmp_path):
+    fake = Fake(fail_first=3, status=503, delay_s=0.0)
+    cache = str(tmp_path / "c.jsonl")
+    first = OpenAIServer(
+        ServerConfig(server(fake), "m", retries=2, backoff_s=0.0, cache_path=cache, concurrency=1)
+    )
+    done = first.complete(["bad", "good"])
+    assert [c.ok for c in done] == [False, True] and first.failures == 1 and fake.seen == 4
+    again = OpenAIServer(ServerConfig(first.cfg.base_url, "m", retries=2, backoff_s=0.0, cache_path=cache))
+    replay = again.complete(["bad", "good"])
+    assert [c.cached for c in replay] == [True, True] and not replay[0].ok and again.requests_sent == 0
+    asked = OpenAIServer(
+        ServerConfig(first.cfg.base_url, "m", retries=2, backoff_s=0.0, cache_path=cache, retry_failed=True)
+    )
+    assert [c.text for c in asked.complete(["bad", "good"])] == ["echo: bad", "echo: good"]
+    assert asked.requests_sent == 1 and asked.failures == 0  # only the failed one, now answered
+
+
+def test_the_key_comes_from_the_environment_and_is_never_written(server, tmp_path, monkeypatch):
+    fake = Fake(delay_s=0.0)
+    secret = "sk-test-0123456789abcdef"
+    monkeypatch.setenv("MY_SERVER_KEY", secret)
+    cache = tmp_path / "c.jsonl"
+    cfg = ServerConfig(server(fake), "m", cache_path=str(cache), api_key_env="MY_SERVER_KEY")
+    assert OpenAIServer(cfg).texts(["x"]) == ["echo: x"]
+    assert fake.auth == [f"Bearer {secret}"]
+    assert secret not in cache.read_text() and secret not in repr(cfg)
+    monkeypatch.delenv("MY_SERVER_KEY")
+    OpenAIServer(ServerConfig(cfg.base_url, "m")).texts(["y"])
+    assert fake.auth[-1] is None  # no key in the environment: none sent
+
+
+def test_each_answer_changing_setting_changes_the_cache_key():
+    base = ServerConfig("http://127.0.0.1:1/v1", "m")
+    key = OpenAIServer(base).key("p")
+    changed = {
+        "base_url": "http://127.0.0.1:2/v1", "model": "n", "chat": True, "system": "be brief", "max_tokens": 9,
+        "temperature": 0.7, "top_p": 0.9, "seed": 3, "stop": ["\n"], "context_tokens": 512,
+    }  # fmt: skip
+    for name, value in changed.items():
+        assert OpenAIServer(replace(base, **{name: value})).key("p") != key, name
+    assert OpenAIServer(replace(base, concurrency=2, timeout_s=5)).key("p") == key  # how, not what

@@ -71,35 +71,50 @@ def test_sentences_and_extractive_outline():
 
 
 def test_llm_outliner_parses_endpoint_reply_and_falls_back(monkeypatch):
+    from paperlab.serving import Completion, OpenAIServer
+
     replies = iter(
         ["Simple outline: Loss falls.\nDetailed outline:\n- falls fast\n* plateaus", "no structure"]
     )
-
-    class Response:
-        def __init__(self, text):
-            self.text = text
-
-        def raise_for_status(self):
-            return None
-
-        def json(self):
-            return {"choices": [{"message": {"content": self.text}}]}
-
     calls = []
 
-    def fake_post(url, json, headers, timeout):
-        calls.append((url, json["model"]))
-        return Response(next(replies))
+    def fake_complete(self, prompts):
+        calls.append((self.url, self.cfg.model))
+        return [Completion(next(replies)) for _ in prompts]
 
-    import httpx
-
-    monkeypatch.setattr(httpx, "post", fake_post)
+    monkeypatch.setattr(OpenAIServer, "complete", fake_complete)
     outliner = LLMOutliner(model="served", base_url="http://localhost:8000/v1/")
     first = outliner.outline("The loss falls fast. It plateaus.", ["Loss"])
     assert (first.simple, first.detailed) == ("Loss falls.", "- falls fast\n- plateaus")
     assert calls[0] == ("http://localhost:8000/v1/chat/completions", "served")
     assert outliner.outline("The loss falls fast. It plateaus.", ["Loss"]).simple == "The loss falls fast."
     assert parse_outline_reply("nothing") is None
+
+
+def test_the_llm_outliner_on_a_real_server_counts_failures_and_never_writes_the_key(
+    openai_server, tiny_paper, tmp_path, monkeypatch
+):
+    """``build`` with the LLM outliner against ``transformers serve`` (paperlab's ``openai_server``): one chat
+    request per outline paragraph; with one request in five failing, those outlines fall back to the extractive
+    one and are counted in ``summary.json``; the API key reaches the server and no file of the build."""
+    from paperowl.builder import BuildConfig, build
+
+    secret = "sk-paperowl-test-7a6b5c"
+    monkeypatch.setenv("OPENAI_API_KEY", secret)
+    options = {"model": openai_server.model, "base_url": openai_server.base_url, "max_new_tokens": 8}
+    config = BuildConfig(render_tables=False, outliner="llm", outliner_options={**options, "retries": 1})
+    summary = build(tiny_paper, tmp_path / "out", config)
+    asked = openai_server.completions()
+    # one request per referring paragraph (2), each giving a simple and a detailed outline sample
+    assert len(asked) == summary["tasks"]["outline"] // 2 == 2 and summary["outline_failures"] == 0
+    assert all(r["path"] == "/v1/chat/completions" for r in asked)
+    assert {h.get("Authorization") for h in openai_server.headers} == {f"Bearer {secret}"}
+    openai_server.reset()
+    openai_server.fail_prompts(1.0)  # the server fails every request now
+    again = build(tiny_paper, tmp_path / "again", config)
+    assert again["outline_failures"] == 2 and again["tasks"]["outline"] == 4  # fell back, kept, counted
+    assert len(openai_server.completions()) == 2 * 2  # each tried twice (retries=1)
+    assert all(secret not in f.read_text(errors="ignore") for f in tmp_path.rglob("*") if f.is_file())
 
 
 def test_tiny_and_paper_configs_validate_without_downloading():

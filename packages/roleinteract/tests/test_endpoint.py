@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from roleinteract.backends import EndpointBackend, EndpointConfig, EndpointError
+from roleinteract.backends import EndpointBackend, EndpointConfig
 from roleinteract.data import load_items
 from roleinteract.harness import ask_all, score_replies
 from roleinteract.scoring import ScoreConfig, aggregate
@@ -118,22 +118,35 @@ def test_endpoint_retries_503_and_429_then_succeeds(server, tmp_path) -> None:
     assert len(server.requests) == 3  # 503, 429, then 200
 
 
-def test_endpoint_gives_up_after_max_retries(server, tmp_path) -> None:
+def test_endpoint_gives_up_after_max_retries_and_keeps_the_question_as_failed(server, tmp_path) -> None:
     server.script = [500, 500, 500]
-    items = _items(tmp_path, n=1)
+    items = _items(tmp_path, n=3)
     cfg = EndpointConfig(base_url=server.base_url, backoff_s=0.01, max_retries=2, max_concurrency=1)
-    with pytest.raises(EndpointError, match=r"gave up.*3 tries: HTTP 500"):
-        ask_all(EndpointBackend(cfg), items, tmp_path / "cache.jsonl", progress=False)
-    assert len(server.requests) == 3
+    cache = tmp_path / "cache.jsonl"
+    replies = ask_all(EndpointBackend(cfg), items, cache, progress=False)  # the run goes on
+    assert replies[items[0].item_id] is None
+    assert all(replies[it.item_id] == f"Answer: {it.label[0]}" for it in items[1:])
+    assert len(server.requests) == 3 + 2  # three tries of the first, one each for the others
+    records = [json.loads(line) for line in cache.read_text().splitlines()]
+    assert ["no answer after 3 attempts; last: HTTP 500" in r.get("error", "") for r in records] == [1, 0, 0]
+    summary = aggregate(items, score_replies(items, replies), ScoreConfig())
+    assert summary["unparsed"] == 1  # a failed question counts as unparsed
+    # the next run does not ask it again unless told to
+    assert ask_all(EndpointBackend(cfg), items, cache, progress=False)[items[0].item_id] is None
+    assert len(server.requests) == 5
+    again = ask_all(EndpointBackend(cfg), items, cache, progress=False, retry_failed=True)
+    assert again[items[0].item_id] == f"Answer: {items[0].label[0]}" and len(server.requests) == 6
 
 
 def test_endpoint_client_error_is_not_retried(server, tmp_path) -> None:
     server.script = [400]
     items = _items(tmp_path, n=1)
     cfg = EndpointConfig(base_url=server.base_url, backoff_s=0.01, max_concurrency=1)
-    with pytest.raises(EndpointError, match="HTTP 400"):
-        ask_all(EndpointBackend(cfg), items, tmp_path / "cache.jsonl", progress=False)
+    assert ask_all(EndpointBackend(cfg), items, tmp_path / "cache.jsonl", progress=False) == {
+        items[0].item_id: None
+    }
     assert len(server.requests) == 1
+    assert "HTTP 400" in json.loads((tmp_path / "cache.jsonl").read_text())["error"]
 
 
 def test_endpoint_without_key_sends_no_authorization(server, tmp_path, monkeypatch) -> None:
@@ -148,8 +161,11 @@ def test_endpoint_without_key_sends_no_authorization(server, tmp_path, monkeypat
 def test_unreachable_endpoint_fails_with_a_clear_error(tmp_path) -> None:
     items = _items(tmp_path, n=1)
     cfg = EndpointConfig(base_url="http://127.0.0.1:9/v1", backoff_s=0.01, max_retries=1, timeout_s=2)
-    with pytest.raises(EndpointError, match=r"127\.0\.0\.1:9.*ConnectError"):
-        ask_all(EndpointBackend(cfg), items, tmp_path / "c.jsonl", progress=False)
+    assert ask_all(EndpointBackend(cfg), items, tmp_path / "c.jsonl", progress=False) == {
+        items[0].item_id: None
+    }
+    error = json.loads((tmp_path / "c.jsonl").read_text())["error"]
+    assert "127.0.0.1:9" in error and "Connection refused" in error
 
 
 def test_endpoint_config_is_validated() -> None:

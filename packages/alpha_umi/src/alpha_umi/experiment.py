@@ -277,6 +277,8 @@ def evaluate_system(
             calls_per_task=sum(r["trace"]["calls"] for r in runs) / len(live),
             hallucinated_calls=sum(r["trace"]["hallucinations"] for r in runs),
         )
+    if cfg.server:  # answered "" and scored as wrong; counted here so that a flaky server is visible
+        result["failed_requests"] = {r: g.failures for r, g in gens.items()}
     return result
 
 

@@ -93,7 +93,9 @@ class ServerGenerator:
     :class:`paperlab.serving.OpenAIServer`: one request per prompt in the trained format (``system: <input>``),
     greedy, stopping at ``stop``, at most ``concurrency`` in flight, ``timeout_s`` each, retried with backoff, and
     cached in the JSONL ``cache_path`` so a restarted evaluation asks only for what is missing. Serve each trained
-    role model under a name and give that name as ``model``."""
+    role model under a name and give that name as ``model``. A prompt that still fails (or that the server
+    refuses) answers "" -- the step it stands for is then wrong -- and is counted in :attr:`failures` (its error
+    text in :attr:`errors`); the evaluation goes on and reports the count."""
 
     def __init__(
         self,
@@ -124,13 +126,22 @@ class ServerGenerator:
             )
         )
 
+        self.errors: list[str] = []
+
     @property
     def requests(self) -> int:
         """Requests sent so far (retries included)."""
         return self.server.requests_sent
 
+    @property
+    def failures(self) -> int:
+        """Prompts that ended failed so far (cached failures included)."""
+        return self.server.failures
+
     def __call__(self, prompts: Sequence[str]) -> list[str]:
-        return [t.strip() for t in self.server.complete([prompt_text(p) for p in prompts])]
+        done = self.server.complete([prompt_text(p) for p in prompts])
+        self.errors += [c.error for c in done if c.error]
+        return [c.text.strip() for c in done]
 
     def one(self, prompt: str) -> str:
         return self([prompt])[0]

@@ -378,6 +378,8 @@ def build(
         "tables_unrendered": sum(1 for d in diagrams_meta if d["kind"] == "table" and not d["image"]),
         "tables_fix": None if builder.tex or not config.render_tables else TEX_FIX,
         "warnings": warnings,
+        # outlines a server failed (they fell back to the extractive outline; paperowl.outline.LLMOutliner)
+        "outline_failures": getattr(builder.outliner, "failures", 0),
     }
     atomic_write_json(out / "summary.json", summary)
     if summary["tables_fix"] and summary["tables_unrendered"]:

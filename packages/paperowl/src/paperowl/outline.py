@@ -151,45 +151,59 @@ def parse_outline_reply(reply: str) -> Outline | None:
 
 @dataclass
 class LLMOutliner:
-    """Outlines from an LLM: ``base_url`` set -> an OpenAI-compatible ``/chat/completions`` endpoint (model
-    ``model``, key from ``api_key``); otherwise ``model`` is a local/hub causal LM loaded with
-    :func:`paperlab.models.load_causal_lm`. Unparseable replies fall back to :class:`ExtractiveOutliner`."""
+    """Outlines from an LLM: ``base_url`` set -> an OpenAI-compatible ``/chat/completions`` endpoint through
+    :class:`paperlab.serving.OpenAIServer` (model ``model``; the API key from the environment variable
+    ``api_key_env`` only; retries with backoff; answers cached in the JSONL ``cache_path`` when given, so a rebuilt
+    corpus asks nothing twice); otherwise ``model`` is a local/hub causal LM loaded with
+    :func:`paperlab.models.load_causal_lm`. Unparseable replies fall back to :class:`ExtractiveOutliner`, and so
+    does a request that still fails: counted in :attr:`failures` (the build's ``summary.json``:
+    ``outline_failures``), its error in :attr:`errors`."""
 
     model: str
     base_url: str | None = None
-    api_key: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
     max_new_tokens: int = 160
     temperature: float = 0.0
     timeout_s: float = 60.0
+    retries: int = 4
+    cache_path: str | None = None
     _local: Any = None
+    _server: Any = None
 
     def __post_init__(self) -> None:
         require(bool(self.model), "model", self.model, "a model name or path")
         require(self.max_new_tokens > 0, "max_new_tokens", self.max_new_tokens, "a positive integer")
         self._fallback = ExtractiveOutliner()
+        self.failures, self.errors = 0, []
+        if self.base_url:
+            from paperlab.serving import OpenAIServer, ServerConfig
+
+            base = self.base_url.rstrip("/")
+            self._server = OpenAIServer(
+                ServerConfig(
+                    base_url=base,
+                    model=self.model,
+                    chat=True,
+                    max_tokens=self.max_new_tokens,
+                    temperature=self.temperature,
+                    timeout_s=self.timeout_s,
+                    retries=self.retries,
+                    cache_path=self.cache_path,
+                    api_key_env=self.api_key_env,
+                )
+            )
 
     def prompt(self, paragraph: str, captions: Sequence[str]) -> str:
         return OUTLINE_PROMPT.format(captions="\n".join(f"- {c}" for c in captions), paragraph=paragraph)
 
     def complete(self, prompt: str) -> str:
-        """The model's reply to one user message."""
-        if self.base_url:
-            import httpx
-
-            headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-            response = httpx.post(
-                self.base_url.rstrip("/") + "/chat/completions",
-                json={
-                    "model": self.model,
-                    "messages": [{"role": "user", "content": prompt}],
-                    "max_tokens": self.max_new_tokens,
-                    "temperature": self.temperature,
-                },
-                headers=headers,
-                timeout=self.timeout_s,
-            )
-            response.raise_for_status()
-            return response.json()["choices"][0]["message"]["content"]
+        """The model's reply to one user message ("" when the server failed it)."""
+        if self._server is not None:  # a failed request answers "" (counted): the outline falls back
+            done = self._server.complete([prompt])[0]
+            if not done.ok:
+                self.failures += 1
+                self.errors.append(done.error)
+            return done.text
         if self._local is None:
             from paperlab.models import load_causal_lm, load_tokenizer
 

@@ -117,31 +117,27 @@ def server_responses(
     max_new_tokens: int = 16,
     chat: bool = True,
     workers: int = 8,
-    timeout_s: float = 600.0,
-) -> list[str]:
-    """Greedy answers from an OpenAI-compatible server (vLLM, TGI, ...): ``/v1/chat/completions`` with one user turn
-    when ``chat``, else ``/v1/completions`` on the raw prompt; temperature 0; requests in ``workers`` threads, answers
-    in prompt order. A failed request raises with the URL and the server's message."""
-    import json
-    import urllib.error
-    import urllib.request
-    from concurrent.futures import ThreadPoolExecutor
+    timeout_s: float = 120.0,
+    retries: int = 4,
+    backoff_s: float = 1.0,
+) -> list[str | None]:
+    """Greedy answers from an OpenAI-compatible server (vLLM, TGI, ...) through :class:`paperlab.serving.OpenAIServer`:
+    ``/v1/chat/completions`` with one user turn when ``chat``, else ``/v1/completions`` on the raw prompt;
+    temperature 0; at most ``workers`` requests in flight, each retried with backoff; answers in prompt order.
+    ``base_url`` with or without the ``/v1``. A prompt that still fails answers None (its error logged) and the
+    others are kept: the caller counts it and asks again on the next run."""
+    from paperlab.serving import OpenAIServer, ServerConfig
 
-    url = base_url.rstrip("/") + ("/v1/chat/completions" if chat else "/v1/completions")
-
-    def one(prompt: str) -> str:
-        body: dict = {"model": model, "max_tokens": max_new_tokens, "temperature": 0.0}
-        body.update({"messages": [{"role": "user", "content": prompt}]} if chat else {"prompt": prompt})
-        request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=timeout_s) as reply:
-                data = json.loads(reply.read())
-        except urllib.error.HTTPError as err:
-            raise RuntimeError(f"{url}: HTTP {err.code}: {err.read()[:300]!r}") from err
-        except urllib.error.URLError as err:
-            raise RuntimeError(f"{url}: {err.reason} (is the server running?)") from err
-        choice = data["choices"][0]
-        return choice["message"]["content"] if chat else choice["text"]
-
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(one, prompts))
+    base = base_url.rstrip("/")
+    cfg = ServerConfig(
+        base if base.endswith("/v1") else base + "/v1",
+        model,
+        chat=chat,
+        max_tokens=max_new_tokens,
+        temperature=0.0,
+        timeout_s=timeout_s,
+        concurrency=workers,
+        retries=retries,
+        backoff_s=backoff_s,
+    )
+    return [c.text if c.ok else None for c in OpenAIServer(cfg).complete(prompts)]

@@ -105,10 +105,14 @@ def _answers(
 
     def answer(part: list[Sample]) -> list[str]:
         prompts = [s.prompt for s in part]
-        if s_cfg.server:
-            return server_responses(
+        if (
+            s_cfg.server
+        ):  # a failed request answers None: counted, left out of the cache, asked again next run
+            texts = server_responses(
                 s_cfg.server, s_cfg.model, prompts, max_new_tokens=f.max_new_tokens, chat=s_cfg.chat
             )
+            work["failed_requests"] += sum(t is None for t in texts)
+            return texts
         return greedy_responses(
             src.model, src.tokenizer, prompts, max_new_tokens=f.max_new_tokens, batch_size=batch,
             chat=src.chat, progress=cfg.progress and is_main_process(), desc=f"answers of {src.name}",
@@ -120,8 +124,9 @@ def _answers(
         part = list(todo[start : start + chunk])
         texts = map_sharded(counted(answer, work, "answered"), part)
         if cache is not None:
-            cache.extend({"key": _answer_id(prefix, s), "text": t} for s, t in zip(part, texts, strict=True))
-        got.update({s.uid: t for s, t in zip(part, texts, strict=True)})
+            answered = [(s, t) for s, t in zip(part, texts, strict=True) if t is not None]
+            cache.extend({"key": _answer_id(prefix, s), "text": t} for s, t in answered)
+        got.update({s.uid: "" if t is None else t for s, t in zip(part, texts, strict=True)})
     return got
 
 

@@ -3,21 +3,19 @@ backend (``oracle`` gives the gold answer, ``random`` a uniform option).
 
 A backend has a ``name`` (the model part of the answer-cache key) and ``iter_answers(queries)``, which yields
 ``(index, reply)`` pairs as answers arrive (in any order), so the harness can store each one at once and an
-interrupted run loses nothing it already received.
+interrupted run loses nothing it already received. A reply the backend could not get is a :class:`Failed` (the
+endpoint's refused or exhausted requests): kept as failed, the run goes on.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import random
-import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from paperlab.config import UserError, require
+from paperlab.config import require
 from roleinteract.data import MEMORY, Item
 from roleinteract.prompts import chat_messages
 
@@ -33,7 +31,7 @@ class Query:
 class Backend(Protocol):
     name: str
 
-    def iter_answers(self, queries: Sequence[Query]) -> Iterator[tuple[int, str]]: ...
+    def iter_answers(self, queries: Sequence[Query]) -> Iterator[tuple[int, str | Failed]]: ...
 
 
 class OracleBackend:
@@ -166,17 +164,29 @@ class TransformersBackend:
 # ------------------------------------------------------------------------------------------ HTTP endpoint
 
 
+@dataclass(frozen=True)
+class Failed:
+    """A question the backend could not answer (the server refused it, or it still failed after the retries):
+    stored as failed in the answer cache, scored as unparsed, asked again only with ``retry_failed=true``."""
+
+    error: str
+
+
 @dataclass
 class EndpointConfig:
-    """An OpenAI-compatible ``/chat/completions`` server (vLLM, TGI, llama.cpp, a hosted API).
+    """An OpenAI-compatible ``/chat/completions`` server (vLLM, TGI, llama.cpp, ``transformers serve``, a hosted
+    API), asked through :class:`paperlab.serving.OpenAIServer`.
 
     The key is read from the environment variable ``api_key_env`` (none sent when it is unset). Transport
-    errors and HTTP 429/5xx are retried up to ``max_retries`` times with exponential backoff
+    errors, HTTP 408/409/425/429 and 5xx are retried up to ``max_retries`` times with exponential backoff
     (``backoff_s * 2**attempt``, or the server's ``Retry-After``); at most ``max_concurrency`` requests are in
-    flight.
+    flight. A question that still fails is kept as failed and the run goes on. ``context_tokens`` (else the
+    server's ``/models`` ``max_model_len``, as vLLM reports it) and ``tokenizer`` (the served model's, to count
+    tokens) cut each prompt from the left to fit the served context with the answer budget, keeping the question
+    and its options, which come last (as :class:`TransformersBackend` does).
     """
 
-    base_url: str = "http://127.0.0.1:8000/v1"
+    base_url: str = "http://localhost:8000/v1"
     model: str = "default"
     api_key_env: str = "OPENAI_API_KEY"
     max_concurrency: int = 4
@@ -187,6 +197,8 @@ class EndpointConfig:
     max_tokens: int = 32
     max_tokens_open: int = 128
     system: str | None = None
+    context_tokens: int | None = None
+    tokenizer: str | None = None
 
     def __post_init__(self) -> None:
         require(
@@ -197,98 +209,57 @@ class EndpointConfig:
         require(self.max_retries >= 0, "max_retries", self.max_retries, ">= 0")
         require(self.backoff_s >= 0, "backoff_s", self.backoff_s, ">= 0")
         require(self.timeout_s > 0, "timeout_s", self.timeout_s, "> 0")
-
-
-class EndpointError(UserError, RuntimeError):
-    """The server refused a request for good (a 4xx other than 429, or retries exhausted): a
-    :class:`~paperlab.config.UserError` (the configured ``endpoint.*`` is wrong or down), one line and exit 2 from
-    the command line; the answers already cached are kept."""
-
-
-_RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+        require(
+            self.context_tokens is None or self.context_tokens > self.max_tokens_open,
+            "context_tokens",
+            self.context_tokens,
+            f"null or more than max_tokens_open={self.max_tokens_open}",
+        )
 
 
 class EndpointBackend:
+    """Chat completions of a served model: one client per answer budget (choice questions: ``max_tokens``; the
+    open memory questions: ``max_tokens_open``); yields a :class:`Failed` for a question that could not be
+    answered instead of stopping the run."""
+
     def __init__(self, cfg: EndpointConfig) -> None:
-        import httpx
+        from paperlab.serving import OpenAIServer, ServerConfig
 
         self.cfg = cfg
         self.name = f"endpoint:{cfg.model}"
-        headers = {"Content-Type": "application/json"}
-        key = os.environ.get(cfg.api_key_env)
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        self._client = httpx.Client(
-            base_url=cfg.base_url.rstrip("/"),
-            headers=headers,
-            timeout=cfg.timeout_s,
-            limits=httpx.Limits(max_connections=cfg.max_concurrency),
-        )
 
-    def ask(self, query: Query) -> str:
-        """One chat completion, with retries; returns the message content."""
-        import httpx
-
-        body = {
-            "model": self.cfg.model,
-            "messages": chat_messages(query.prompt, self.cfg.system),
-            "temperature": self.cfg.temperature,
-            "max_tokens": self.cfg.max_tokens_open if query.item.category == MEMORY else self.cfg.max_tokens,
-        }
-        last = ""
-        for attempt in range(self.cfg.max_retries + 1):
-            wait_s = self.cfg.backoff_s * 2**attempt
-            try:
-                response = self._client.post("/chat/completions", json=body)
-            except httpx.TransportError as err:
-                last = f"{type(err).__name__}: {err}"
-            else:
-                if response.status_code == 200:
-                    try:
-                        content = response.json()["choices"][0]["message"]["content"]
-                    except (ValueError, KeyError, IndexError, TypeError) as err:
-                        raise EndpointError(
-                            f"{self.cfg.base_url}: malformed completion for {query.item.item_id}: {response.text[:200]}"
-                        ) from err
-                    return content or ""
-                if response.status_code not in _RETRY_STATUS:
-                    raise EndpointError(
-                        f"{self.cfg.base_url}: HTTP {response.status_code} for {query.item.item_id}: {response.text[:200]}"
-                    )
-                last = f"HTTP {response.status_code}"
-                retry_after = response.headers.get("retry-after")
-                if retry_after and retry_after.replace(".", "", 1).isdigit():
-                    wait_s = float(retry_after)
-            if attempt < self.cfg.max_retries:
-                log.warning(
-                    "%s: %s (attempt %d), retrying in %.1fs", self.cfg.base_url, last, attempt + 1, wait_s
+        def client(max_tokens: int) -> OpenAIServer:
+            return OpenAIServer(
+                ServerConfig(
+                    base_url=cfg.base_url,
+                    model=cfg.model,
+                    chat=True,
+                    system=cfg.system,
+                    max_tokens=max_tokens,
+                    temperature=cfg.temperature,
+                    timeout_s=cfg.timeout_s,
+                    concurrency=cfg.max_concurrency,
+                    retries=cfg.max_retries,
+                    backoff_s=cfg.backoff_s,
+                    context_tokens=cfg.context_tokens,
+                    tokenizer=cfg.tokenizer,
+                    truncate="left",
+                    api_key_env=cfg.api_key_env,
                 )
-                time.sleep(wait_s)
-        raise EndpointError(
-            f"{self.cfg.base_url}: gave up on {query.item.item_id} after {self.cfg.max_retries + 1} tries: {last}"
-        )
+            )
 
-    def iter_answers(self, queries: Sequence[Query]) -> Iterator[tuple[int, str]]:
-        pool = ThreadPoolExecutor(max_workers=self.cfg.max_concurrency)
-        pending = {}
-        todo = iter(range(len(queries)))
-        try:
-            for i in todo:  # fill the window, then keep it full as answers arrive
-                pending[pool.submit(self.ask, queries[i])] = i
-                if len(pending) >= self.cfg.max_concurrency:
-                    break
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    i = pending.pop(future)
-                    yield i, future.result()
-                    nxt = next(todo, None)
-                    if nxt is not None:
-                        pending[pool.submit(self.ask, queries[nxt])] = nxt
-        finally:
-            for future in pending:
-                future.cancel()
-            pool.shutdown(wait=True, cancel_futures=True)
+        self._clients = {False: client(cfg.max_tokens), True: client(cfg.max_tokens_open)}
+
+    @property
+    def requests_sent(self) -> int:
+        """Requests sent so far (retries included)."""
+        return sum(c.requests_sent for c in self._clients.values())
+
+    def iter_answers(self, queries: Sequence[Query]) -> Iterator[tuple[int, str | Failed]]:
+        for open_ended, client in self._clients.items():
+            todo = [i for i, q in enumerate(queries) if (q.item.category == MEMORY) == open_ended]
+            for j, done in client.iter_complete([queries[i].prompt for i in todo]):
+                yield todo[j], (done.text if done.ok else Failed(done.error or "failed"))
 
     def close(self) -> None:
-        self._client.close()
+        """Nothing held open (each request has its own connection)."""

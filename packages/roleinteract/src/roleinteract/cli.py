@@ -1,7 +1,7 @@
 """Command line entry point: ``python -m roleinteract experiment=<exp>`` or ``roleinteract-run experiment=<exp>``.
 
 paperlab's :func:`~paperlab.config.hydra_entry` keeps the error contract: a config or data error (a
-:class:`~paperlab.config.UserError`: bad file, missing answer in the cache, unreachable endpoint) is one line
+:class:`~paperlab.config.UserError`: bad file, missing answer in the cache, bad setting) is one line
 ``roleinteract: error: ...`` and exit 2; SIGINT / SIGTERM exit 130 / 143 and the rerun resumes from the cache.
 """
 

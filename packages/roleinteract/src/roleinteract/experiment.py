@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from paperlab.config import ConfigError, from_config, require
-from paperlab.data import DataUnavailableError, data_path
-from paperlab.io import atomic_write_json
+from paperlab.data import data_path, data_root
+from paperlab.io import MissingFileError, atomic_write_json
 from paperlab.report import results_dir
 from paperlab.seed import seed_everything
 from roleinteract.backends import (
@@ -54,6 +54,8 @@ class EvalConfig:
     models: model specs (see the module docstring).
     cache: the JSONL answer cache; default ``results/roleinteract/<name>/answers.jsonl``.
     rescore_only: score what the cache holds, never call a model.
+    retry_failed: ask again the questions a backend failed on an earlier run (cached as failed; scored as
+        unparsed until answered).
     """
 
     name: str = "eval"
@@ -65,6 +67,7 @@ class EvalConfig:
     seed: int = 0
     cache: str = ""
     rescore_only: bool = False
+    retry_failed: bool = False
     drift: bool = True
     progress: bool = True
     paper_rows: list[str] = field(default_factory=lambda: ["LLaMA-2-7B-Chat", "Qwen-72B-Chat", "GPT-4-Turbo"])
@@ -88,26 +91,48 @@ class EvalConfig:
 
 
 def resolve_data(cfg: EvalConfig) -> tuple[list[Path], str]:
-    """The files to evaluate and a label saying where they came from."""
+    """The files to evaluate and a label saying where they came from.
+
+    A relative entry is a file under ``$PAPERLAB_DATA``; when that folder itself is absent (a fresh clone without
+    the shared data) and ``fallback_to_fixtures`` is on, the hand-written fixtures are evaluated instead, with a
+    warning. A file that is named but missing -- an absolute path, or a relative one under a data folder that
+    exists -- is an error naming it, never a silent switch to the fixtures."""
     paths: list[Path] = []
-    source = "shipped data ($PAPERLAB_DATA)"
-    try:
-        for entry in cfg.data:
-            p = Path(entry)
-            paths.append(p if p.is_absolute() else data_path(*p.parts))
-            if not paths[-1].is_file():
-                raise DataUnavailableError(f"{paths[-1]}: no such file (from data entry {entry!r})")
-    except DataUnavailableError as err:
-        if not cfg.fallback_to_fixtures:
-            raise
-        log.warning(
-            "%s -- evaluating the hand-written fixtures instead (set PAPERLAB_DATA to use real data)", err
-        )
-        return fixture_paths(), "hand-written fixtures (real data absent)"
+    shipped, given = [], []
+    for entry in cfg.data:
+        p = Path(entry).expanduser()
+        if p.is_absolute():
+            if not p.is_file():
+                raise MissingFileError(f"{p}: no such file (data entry {entry!r})")
+            paths.append(p)
+            given.append(p)
+            continue
+        root = data_root()
+        if not root.is_dir():
+            if not cfg.fallback_to_fixtures:
+                data_path(*p.parts)  # raises DataUnavailableError naming PAPERLAB_DATA
+            log.warning(
+                "real data folder %s absent (data entry %r) -- evaluating the hand-written fixtures instead "
+                "(set PAPERLAB_DATA to use real data)",
+                root,
+                entry,
+            )
+            return fixture_paths(), "hand-written fixtures (real data absent)"
+        if not (root / p).is_file():
+            raise MissingFileError(
+                f"{root / p}: no such file (data entry {entry!r} under $PAPERLAB_DATA={root})"
+            )
+        paths.append(root / p)
+        shipped.append(root / p)
+    parts = []
+    if shipped:
+        parts.append("shipped data ($PAPERLAB_DATA)")
+    if given:
+        parts.append("given files")
     if cfg.fixtures:
         paths += fixture_paths()
-        source = source + " + hand-written fixtures" if cfg.data else "hand-written fixtures"
-    return paths, source
+        parts.append("hand-written fixtures")
+    return paths, " + ".join(parts)
 
 
 def backend_name(spec: str, cfg: EvalConfig) -> str:
@@ -128,7 +153,9 @@ def answer_settings(spec: str, cfg: EvalConfig, items: list[Item]) -> dict[str, 
         return None
     if kind == "endpoint":
         e = cfg.endpoint
-        keep = ("base_url", "temperature", "max_tokens", "max_tokens_open", "system")
+        keep = (
+            "base_url", "temperature", "max_tokens", "max_tokens_open", "system", "context_tokens", "tokenizer",
+        )  # fmt: skip
         return {"settings": {k: getattr(e, k) for k in keep}}
     settings: dict[str, Any] = {
         "generation": asdict(cfg.generation),
@@ -180,14 +207,14 @@ def evaluate(cfg: EvalConfig, out_dir: Path | None = None) -> dict[str, Any]:
         else:
             backend = make_backend(spec, cfg, items)
             status = out / "progress.json"
-            replies = ask_all(backend, items, cache, progress=cfg.progress, progress_file=status)
+            asking = {"progress": cfg.progress, "progress_file": status, "retry_failed": cfg.retry_failed}
+            replies = ask_all(backend, items, cache, **asking)
             if cfg.drift:
-                drift_of = preference_drift(
-                    backend, items, cache, progress=cfg.progress, progress_file=status
-                )
+                drift_of = preference_drift(backend, items, cache, **asking)
                 if drift_of:
                     drift[name] = drift_of
         summaries[name] = aggregate(items, score_replies(items, replies), cfg.score)
+        summaries[name]["failed"] = sum(reply is None for reply in replies.values())  # counted as unparsed
 
     chance = expected_random_columns(items, cfg.score)
     present = [v for v in chance.values() if v is not None]
@@ -205,6 +232,10 @@ def evaluate(cfg: EvalConfig, out_dir: Path | None = None) -> dict[str, Any]:
         f"paper's `Avg` only when all nine are. Unparseable answers count as {cfg.score.unparsed}. "
         f"Published rows: {PAPER_SOURCE}; their EP columns use all 1,209 EP items (ours: the shipped subset)."
     )
+    failed = {name: s["failed"] for name, s in summaries.items() if s["failed"]}
+    if failed:
+        notes += " Questions the backend failed (kept as failed, scored as unparsed; `retry_failed=true` asks them "
+        notes += "again): " + ", ".join(f"{name} {n}" for name, n in failed.items()) + "."
     write_report(
         out, rows, summaries, title=f"RoleInteract / SocialBench: {cfg.name}", notes=notes, drift=drift
     )

@@ -19,7 +19,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from paperlab.io import DataError, JsonlCache, atomic_write_json, derived_key
-from roleinteract.backends import Backend, Query
+from roleinteract.backends import Backend, Failed, Query
 from roleinteract.data import GROUP_CATEGORIES, Item
 from roleinteract.prompts import build_prompt, prompt_hash
 from roleinteract.scoring import extract_options, score_reply
@@ -48,6 +48,11 @@ def cache_key(model: str, item_id: str, prompt: str, variant: str = "") -> str:
 PROGRESS_EVERY = 8
 
 
+def _reply(record: dict[str, Any]) -> str | None:
+    """A cached record's reply; None for a failed question (scored as unparsed)."""
+    return None if "error" in record else record["reply"]
+
+
 def ask_all(
     backend: Backend,
     items: Sequence[Item],
@@ -55,8 +60,11 @@ def ask_all(
     *,
     progress: bool = True,
     progress_file: str | Path | None = None,
-) -> dict[str, str]:
-    """Replies of ``backend`` to every item (item id -> reply text), asking only what the cache lacks.
+    retry_failed: bool = False,
+) -> dict[str, str | None]:
+    """Replies of ``backend`` to every item (item id -> reply text, None for a failed question), asking only what
+    the cache lacks. A question the backend failed (:class:`roleinteract.backends.Failed`) is cached as failed
+    (its error text kept) and asked again only with ``retry_failed``.
 
     With ``progress_file``, ``{"model", "answered", "of"}`` is written there (atomically) every
     :data:`PROGRESS_EVERY` answers and at the end: how far an interrupted run got (the cache holds the answers)."""
@@ -64,7 +72,9 @@ def ask_all(
     queries = [Query(item, build_prompt(item)) for item in items]
     variant = settings_key(getattr(backend, "settings", None))
     keys = [cache_key(backend.name, q.item.item_id, q.prompt, variant) for q in queries]
-    pending = [i for i, key in enumerate(keys) if key not in cache]
+    pending = [
+        i for i, key in enumerate(keys) if key not in cache or (retry_failed and "error" in cache.get(key))
+    ]
     if len(pending) < len(queries):
         log.info(
             "%s: %d of %d answers found in %s",
@@ -85,27 +95,33 @@ def ask_all(
 
         for j, reply in backend.iter_answers([queries[i] for i in pending]):
             i = pending[j]
-            cache.append(
-                {
-                    "key": keys[i],
-                    "model": backend.name,
-                    "settings": variant,
-                    "item_id": queries[i].item.item_id,
-                    "prompt_hash": prompt_hash(queries[i].prompt),
-                    "reply": reply,
-                }
-            )
+            record = {
+                "key": keys[i],
+                "model": backend.name,
+                "settings": variant,
+                "item_id": queries[i].item.item_id,
+                "prompt_hash": prompt_hash(queries[i].prompt),
+                "reply": "" if isinstance(reply, Failed) else reply,
+            }
+            cache.append({**record, "error": reply.error} if isinstance(reply, Failed) else record)
             bar.update(1)
             if bar.n % PROGRESS_EVERY == 0 and bar.n < len(pending):
                 note(bar.n)
         note(len(pending))
         bar.close()
-    return {q.item.item_id: cache.get(key)["reply"] for q, key in zip(queries, keys, strict=True)}
+    records = [cache.get(key) for key in keys]
+    failed = [(q.item.item_id, r["error"]) for q, r in zip(queries, records, strict=True) if "error" in r]
+    if failed:
+        log.warning(
+            "%s: %d of %d questions failed (scored as unparsed; retry_failed=true asks them again); %s: %s",
+            backend.name, len(failed), len(queries), *failed[0],
+        )  # fmt: skip
+    return {q.item.item_id: _reply(r) for q, r in zip(queries, records, strict=True)}
 
 
 def replies_from_cache(
     cache_path: str | Path, model: str, items: Sequence[Item], settings: dict[str, Any] | None = None
-) -> dict[str, str]:
+) -> dict[str, str | None]:
     """The cached replies of ``model`` (run with ``settings``, as its backend's) to ``items`` without any
     backend; a missing answer is an error naming it."""
     cache = JsonlCache(cache_path)
@@ -120,7 +136,7 @@ def replies_from_cache(
                 f"{cache_path}: no answer of {model!r} to {item.item_id} (key {key}); models in this cache: "
                 f"{have}. Run without rescore_only=true to ask the missing questions."
             )
-        out[item.item_id] = record["reply"]
+        out[item.item_id] = _reply(record)
     return out
 
 
@@ -128,7 +144,7 @@ def cached_models(cache_path: str | Path) -> list[str]:
     return sorted({record["model"] for record in JsonlCache(cache_path)})
 
 
-def score_replies(items: Sequence[Item], replies: dict[str, str]) -> dict[str, float | None]:
+def score_replies(items: Sequence[Item], replies: dict[str, str | None]) -> dict[str, float | None]:
     return {item.item_id: score_reply(replies[item.item_id], item) for item in items}
 
 
@@ -148,6 +164,7 @@ def preference_drift(
     *,
     progress: bool = True,
     progress_file: str | Path | None = None,
+    retry_failed: bool = False,
 ) -> dict[str, dict[str, float | int]]:
     """Group-level drift per social-preference polarity.
 
@@ -159,8 +176,9 @@ def preference_drift(
     if not group:
         return {}
     solo = [without_group_context(it) for it in group]
-    with_group = ask_all(backend, group, cache_path, progress=progress, progress_file=progress_file)
-    alone = ask_all(backend, solo, cache_path, progress=progress, progress_file=progress_file)
+    options = {"progress": progress, "progress_file": progress_file, "retry_failed": retry_failed}
+    with_group = ask_all(backend, group, cache_path, **options)
+    alone = ask_all(backend, solo, cache_path, **options)
     out: dict[str, dict[str, float | int]] = {}
     for category in GROUP_CATEGORIES:
         pairs = [(g, s) for g, s in zip(group, solo, strict=True) if g.category == category]

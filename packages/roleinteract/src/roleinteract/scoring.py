@@ -67,15 +67,27 @@ class ScoreConfig:
     unparsed: ``"zero"`` counts an unparseable answer as 0; ``"skip"`` leaves it out of the mean.
     memory_long_min_turns: a memory question whose dialogue has at least this many utterances is ``CM Long``,
         else ``CM Short`` (the released files do not mark the split; an item's ``meta.memory`` = ``"short"`` or
-        ``"long"`` wins when present).
+        ``"long"`` wins when present). Our choice: neither the official ``dataset.py`` (X-PLUG/SocialBench at
+        1287b67) nor its README defines the split.
+    humor_column: the column of the humour / sarcasm detection questions. Our choice, ``"EP Emo."``: the
+        official code maps no category to a column, and its README lists only "Situational Understanding (EP
+        Situ.)" and "Emotional Detection (EP Emo.)" under emotional perception; its ``format_prompt`` gives
+        humour / sarcasm the prompt of situation understanding, so ``"EP Situ."`` is the other reading.
     """
 
     unparsed: str = "zero"
     memory_long_min_turns: int = 40
+    humor_column: str = "EP Emo."
 
     def __post_init__(self) -> None:
         require(self.unparsed in ("zero", "skip"), "unparsed", self.unparsed, "'zero' or 'skip'")
         require(self.memory_long_min_turns >= 1, "memory_long_min_turns", self.memory_long_min_turns, ">= 1")
+        require(
+            self.humor_column in ("EP Emo.", "EP Situ."),
+            "humor_column",
+            self.humor_column,
+            "EP Emo. or EP Situ.",
+        )
 
 
 def extract_options(reply: str | None) -> list[str]:
@@ -118,6 +130,8 @@ def column_of(item: Item, cfg: ScoreConfig) -> str:
         if marked in ("short", "long"):
             return "CM Short" if marked == "short" else "CM Long"
         return "CM Long" if len(item.dialogue) >= cfg.memory_long_min_turns else "CM Short"
+    if item.category == EP_HUMOR:
+        return cfg.humor_column
     return CATEGORY_COLUMN[item.category]
 
 
