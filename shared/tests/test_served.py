@@ -26,7 +26,10 @@ def test_completions_from_the_served_model_are_its_greedy_continuations(openai_s
     assert all(c.ok for c in done) and len(openai_server.completions()) == 3
     assert done[0].text == _greedy(openai_server.checkpoint, PROMPTS[0], 6)  # the same model, greedy
     chat = OpenAIServer(ServerConfig(openai_server.base_url, openai_server.model, chat=True, max_tokens=4))
-    assert chat.complete(["hello"])[0].ok and openai_server.completions()[-1]["messages"][-1]["content"] == "hello"
+    assert (
+        chat.complete(["hello"])[0].ok
+        and openai_server.completions()[-1]["messages"][-1]["content"] == "hello"
+    )
 
 
 def test_one_request_in_five_failing_leaves_every_other_answered_and_counted(openai_server, tmp_path):
