@@ -102,3 +102,56 @@ def test_nothing_tracked_is_over_2_mib():
         if f and (ROOT / f).is_file() and (ROOT / f).stat().st_size > 2 << 20
     ]
     assert not big, big
+
+
+def _runtime_nodes(tree: ast.AST):
+    """Every node of ``tree`` but those under ``if TYPE_CHECKING:`` (annotations only, never imported at run time)."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        yield node
+        for child in ast.iter_child_nodes(node):
+            test = getattr(child, "test", None) if isinstance(child, ast.If) else None
+            if isinstance(test, ast.Name | ast.Attribute) and ast.unparse(test).endswith("TYPE_CHECKING"):
+                stack.extend(child.orelse)
+                continue
+            stack.append(child)
+
+
+def _internal_imports(name: str) -> dict[str, set[str]]:
+    """Module -> the modules of the same package it imports at run time (module level or inside functions)."""
+    src = ROOT / "packages" / name / "src" / name
+    graph: dict[str, set[str]] = {}
+    for path in src.rglob("*.py"):
+        module = ".".join(path.relative_to(src.parent).with_suffix("").parts).removesuffix(".__init__")
+        deps: set[str] = set()
+        for node in _runtime_nodes(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                deps |= {a.name for a in node.names if a.name.startswith(name + ".")}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                if node.module == name:
+                    deps |= {f"{name}.{a.name}" for a in node.names if (src / f"{a.name}.py").is_file()}
+                elif node.module.startswith(name + "."):
+                    deps.add(node.module)
+        graph[module] = deps - {module}
+    return graph
+
+
+@pytest.mark.parametrize("name", PACKAGES)
+def test_no_import_circle_inside_a_package(name):
+    """Modules of a package import each other along a tree, never in a circle (the package's __init__ aside: it
+    re-exports)."""
+    graph = {m: {d for d in deps if d != name} for m, deps in _internal_imports(name).items() if m != name}
+    state: dict[str, int] = {}
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for dep in sorted(graph.get(module, ())):
+            assert state.get(dep) != 1, "import circle: " + " -> ".join([*path[path.index(dep) :], dep])
+            if dep not in state:
+                visit(dep, [*path, dep])
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])

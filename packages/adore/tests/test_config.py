@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from adore.experiment import RecallExperimentConfig
+from adore.recall import RecallExperimentConfig
 from paperlab.config import ConfigError, compose, from_config
 
 

@@ -98,7 +98,10 @@ def test_bad_arguments_are_refused(lm, controller) -> None:
         AdoreCache(lm, budget=16)
     with pytest.raises(ValueError, match="controller"):
         AdoreCache(lm, budget=16, policy=StreamingLLM(), rebuild=2)
-    with AdoreCache(lm, controller, budget=16) as cache, pytest.raises(ValueError, match="batch size 1"):
+    with (
+        AdoreCache(lm, controller, budget=[16, 16, 16]) as cache,
+        pytest.raises(ValueError, match="3 budgets"),
+    ):
         lm.generate(
             torch.ones(2, 4, dtype=torch.long), max_new_tokens=2, past_key_values=cache, pad_token_id=0
         )

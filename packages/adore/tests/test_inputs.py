@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from adore.controller import ControllerConfig
-from adore.experiment import RecallExperimentConfig, _lm_checkpoint, controller_checkpoint, run
+from adore.controller import ControllerConfig, controller_checkpoint
+from adore.experiment import run
 from adore.lm import LMExperimentConfig, lm_cache_dir, text_corpus
 from adore.qa import load_longbench
+from adore.recall import RecallExperimentConfig, _lm_checkpoint
 from paperlab.config import compose
 from paperlab.fuzz import fuzz_loader
 from paperlab.io import DataError, MissingFileError
@@ -142,7 +143,7 @@ def test_missing_text_files_are_a_data_error(tmp_path) -> None:
 def test_changed_recall_settings_train_a_new_lm(tmp_path: Path, monkeypatch) -> None:
     """End to end: a second run with another LM learning rate does not reuse the first run's LM (a new cache
     file), one with another checkpoint interval does."""
-    from adore.experiment import recall_lm
+    from adore.recall import recall_lm
 
     monkeypatch.setenv("PAPERLAB_CACHE", str(tmp_path))
     cfg = RecallExperimentConfig(

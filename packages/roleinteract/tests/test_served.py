@@ -182,9 +182,9 @@ def test_a_run_interrupted_by_sigint_or_sigterm_resumes_asking_only_the_missing_
         while _lines(cache) < 12 and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
         proc.send_signal(sig)
-        assert proc.wait(timeout=120) == code, (
-            f"{sig.name} after {_lines(cache)} answers: {proc.stdout.read()}"
-        )
+        returncode, output = proc.wait(timeout=120), proc.stdout.read()
+        assert returncode == code, f"{sig.name} after {_lines(cache)} answers: {output}"
+        assert secret not in output  # nor in the run's log output
         kept, sent = _lines(cache), len(openai_server.completions())
         assert 12 <= kept < 30 and kept <= sent <= kept + 1  # at most the one request in flight was lost
         openai_server.reset()

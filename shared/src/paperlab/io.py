@@ -112,27 +112,46 @@ def existing_file(path: str | Path, field: str = "") -> Path:
     return path
 
 
-def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """``(line number, row)`` for each JSON object of a JSONL file (blank lines skipped, so that errors about a row
-    can name its line); a missing file or a line that is not a JSON object is a :class:`DataError` naming the file
-    and line."""
+def scan_jsonl(path: str | Path) -> Iterator[tuple[int, int, dict[str, Any]]]:
+    """``(line number, byte offset, row)`` for each JSON object of a JSONL file, one line in memory at a time (a
+    lazy dataset keeps the offsets and seeks back to a row); blank lines are skipped, so that errors about a row can
+    name its line. A missing file, a line that is not UTF-8 or not a JSON object is a :class:`DataError` naming the
+    file and line."""
     path = existing_file(path)
-    # split at "\n" only: str.splitlines() also breaks at U+0085, U+2028, form feed ..., which JSON strings may
-    # hold unescaped
-    for number, line in enumerate(_read_text(path).split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            hint = ""
-            if number == 1 and line.lstrip().startswith("["):
-                hint = "; the file looks like a JSON array, JSONL holds one object per line"
-            raise DataError(
-                f"{path}:{number}: not valid JSON ({err.msg} at column {err.colno}){hint}"
-            ) from None
-        if not isinstance(row, dict):
-            raise DataError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
+    with path.open("rb") as f:
+        offset = 0
+        # binary lines end at b"\n" only: str.splitlines() would also break at U+0085, U+2028, form feed ...,
+        # which JSON strings may hold unescaped
+        for number, raw in enumerate(f, start=1):
+            start, offset = offset, offset + len(raw)
+            try:
+                line = raw.decode(
+                    "utf-8-sig" if number == 1 else "utf-8"
+                )  # a leading byte-order mark is dropped
+            except UnicodeDecodeError as err:
+                raise DataError(
+                    f"{path}:{number}: not UTF-8 text (byte {raw[err.start]:#x}); save the file as UTF-8"
+                ) from None
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                hint = ""
+                if number == 1 and line.lstrip().startswith("["):
+                    hint = "; the file looks like a JSON array, JSONL holds one object per line"
+                raise DataError(
+                    f"{path}:{number}: not valid JSON ({err.msg} at column {err.colno}){hint}"
+                ) from None
+            if not isinstance(row, dict):
+                raise DataError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
+            yield number, start, row
+
+
+def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, row)`` for each JSON object of a JSONL file, streamed (:func:`scan_jsonl` without the
+    offsets)."""
+    for number, _, row in scan_jsonl(path):
         yield number, row
 
 

@@ -3,7 +3,14 @@ decode loop that rebuilds released tokens in the same forward, a learned control
 attention, and baseline policies (window, StreamingLLM, H2O, TOVA, SnapKV, random, oracle)."""
 
 from adore.cache import ReleasableCache, ReleasableLayer
-from adore.controller import AdorePolicy, Controller, ControllerConfig, recall_at_k, train_controller
+from adore.controller import (
+    AdorePolicy,
+    Controller,
+    ControllerConfig,
+    SplitHead,
+    recall_at_k,
+    train_controller,
+)
 from adore.decode import DecodeConfig, causal_mask, full_attention_map, run_sequence
 from adore.generate import AdoreCache
 from adore.policies import (
@@ -19,10 +26,12 @@ from adore.policies import (
     StreamingLLM,
     select,
 )
+from adore.registry import POLICIES, budget_tokens
 from adore.tasks import RecallConfig, sample, train_recall_lm
 
 __all__ = [
     "H2O",
+    "POLICIES",
     "TOVA",
     "AdoreCache",
     "AdorePolicy",
@@ -39,7 +48,9 @@ __all__ = [
     "ReleasableLayer",
     "SlidingWindow",
     "SnapKV",
+    "SplitHead",
     "StreamingLLM",
+    "budget_tokens",
     "causal_mask",
     "full_attention_map",
     "recall_at_k",

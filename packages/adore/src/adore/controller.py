@@ -24,7 +24,8 @@ from adore.cache import ReleasableCache
 from adore.decode import full_attention_map
 from adore.policies import Observation, Policy
 from paperlab.config import require
-from paperlab.io import load_checkpoint, save_checkpoint
+from paperlab.data import cache_root
+from paperlab.io import derived_key, load_checkpoint, save_checkpoint
 
 log = logging.getLogger(__name__)
 MODES = ("release", "rebuild")
@@ -80,6 +81,40 @@ class Controller(nn.Module):
         return top.indices[top.values > threshold]
 
 
+class SplitHead:
+    """One controller head split, exactly, into a token-side part computed once when a token enters the cache and a
+    query-side part computed once per step, so that scoring ``n`` tokens costs one ``(n, 2d) x (2d, d)`` matmul.
+
+    The head's first layer over ``[tok, pre, q, tok*q, pre*q, dist]`` is ``W_t tok + W_p pre + W_q q + (W_tq * q) tok
+    + (W_pq * q) pre + w_d dist + b``: the token side is ``base = W_t tok + W_p pre + b`` and ``tp = [tok, pre]``
+    (:meth:`token_side`), the query side ``[W_tq * q, W_pq * q]`` and ``W_q q`` (:meth:`logits`)."""
+
+    def __init__(self, controller: Controller, mode: str, device: torch.device | str) -> None:
+        lin1, _, lin2 = controller.heads[mode]
+        d = controller.proj.out_features
+        w = lin1.weight.detach().to(device)
+        self.w_tok, self.w_pre, self.w_q = w[:, :d], w[:, d : 2 * d], w[:, 2 * d : 3 * d]
+        self.w_tpq = torch.cat([w[:, 3 * d : 4 * d], w[:, 4 * d : 5 * d]], dim=1)  # (d, 2d)
+        self.w_dist = w[:, 5 * d]
+        self.b1 = lin1.bias.detach().to(device)
+        self.w2, self.b2 = lin2.weight.detach()[0].to(device), lin2.bias.detach()[0].to(device)
+        self.d = d
+
+    def token_side(self, tok: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
+        """``(..., d)`` token and predecessor rows of the projected table -> ``base (..., d)``."""
+        return tok @ self.w_tok.T + pre @ self.w_pre.T + self.b1
+
+    def logits(
+        self, base: torch.Tensor, tp: torch.Tensor, query: torch.Tensor, dist: torch.Tensor
+    ) -> torch.Tensor:
+        """``base (n, d)``, ``tp (n, 2d)``, ``query (d,)`` (projected row of the query token), ``dist (n,)`` the
+        log-distance -> ``(n,)`` logits, equal to :meth:`Controller.score` up to float rounding."""
+        side = self.w_tpq * query.repeat(2)[None, :]  # (d, 2d)
+        h = torch.addmm(base, tp, side.T)  # the one matmul of a step
+        h.add_(self.w_q @ query).addr_(dist, self.w_dist)
+        return F.gelu(h) @ self.w2 + self.b2
+
+
 @dataclass
 class AdorePolicy(Policy):
     """Release by the controller's ``release`` head (sinks and the newest token always kept)."""
@@ -109,6 +144,16 @@ class ControllerConfig:
         require(self.top_k >= 1, "top_k", self.top_k, ">= 1")
         require(self.sequences >= 1, "sequences", self.sequences, ">= 1")
         require(self.checkpoint_every >= 0, "checkpoint_every", self.checkpoint_every, ">= 0")
+
+
+def controller_checkpoint(origin: dict[str, Any], controller: ControllerConfig, inputs: Any = ()) -> Path:
+    """The controller's training state, keyed by its settings (not ``checkpoint_every``, which does not change it),
+    by ``origin`` (what its LM and training sequences are derived from) and by the ``inputs`` files."""
+    from dataclasses import asdict
+
+    settings = {k: v for k, v in asdict(controller).items() if k != "checkpoint_every"}
+    key = derived_key({"origin": origin, "controller": settings}, inputs)
+    return cache_root() / "adore" / f"controller-{key}.pt"
 
 
 def oracle_labels(attn: torch.Tensor, t_target: int, top_k: int) -> torch.Tensor:

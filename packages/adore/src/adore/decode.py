@@ -184,12 +184,7 @@ def run_sequence(
     if need_attention:
         prompt_attn = torch.stack([a[0].float().cpu() for a in out.attentions]).mean(dim=(0, 1))  # (p, p)
         attention_sum = prompt_attn.sum(0)
-        window = getattr(policy, "window", None)
-        if window is not None:
-            obs_scores = prompt_attn[-window:].sum(0)
-            k = getattr(policy, "kernel", 1)
-            pooled = torch.nn.functional.max_pool1d(obs_scores[None, None], k, stride=1, padding=k // 2)[0, 0]
-            extra["prompt_scores"] = {i: float(pooled[i]) for i in range(p)}
+        policy.prefill(prompt_attn, Observation(torch.arange(p), ids[:p], extra=extra))
     sizes, rebuilt_log = [], []
     max_in_forward = p
 
@@ -208,9 +203,7 @@ def run_sequence(
         )
         if future is not None and obs.future_attention is None:
             obs.future_attention = torch.zeros(cache.size)
-        recent = cfg.recent
-        if getattr(policy, "recent_fraction", None):
-            recent = max(cfg.recent, int(cfg.budget * policy.recent_fraction))
+        recent = policy.recent_tokens(cfg.budget, cfg.recent)
         obs.extra["ids"] = ids
         scores = policy.score(obs)
         target = cfg.budget - cfg.release_every + 1

@@ -25,17 +25,27 @@ import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from adore.controller import ControllerConfig, train_controller
-from adore.decode import run_sequence
-from adore.tasks import checkpoint_finished, fit_lm
-from paperlab.config import ConfigError, from_config, require
+from adore.controller import ControllerConfig, controller_checkpoint, train_controller
+from adore.decode import full_attention_map, run_sequence
+from adore.registry import POLICIES, budget_tokens, check_names, manual
+from adore.tasks import checkpoint_finished, fit_lm, fixed_threads
+from paperlab.config import require
 from paperlab.data import cache_root
 from paperlab.io import DataError, MissingFileError, atomic_write_text, derived_key, load_checkpoint
 from paperlab.report import plot_lines, results_dir, write_results
 from paperlab.seed import seed_everything
 
 log = logging.getLogger(__name__)
-LM_POLICIES = ("full", "window", "streaming_llm", "h2o", "tova", "random", "adore", "adore+rebuild")
+LM_POLICIES = (
+    "full",
+    "window",
+    "streaming_llm",
+    "h2o",
+    "tova",
+    "random",
+    "adore",
+    "adore+rebuild",
+)  # the default
 
 
 def docs_corpus(min_chars: int = 2000) -> tuple[list[str], list[str], str]:
@@ -89,14 +99,15 @@ class LMExperimentConfig:
     eval_windows: int = 12
     policies: list[str] = field(default_factory=lambda: list(LM_POLICIES))
     seed: int = 0
+    threads: int = 1  # torch threads, pinned: the trained weights and the table depend on it
     progress: bool = True
 
     def __post_init__(self) -> None:
+        require(self.threads >= 0, "threads", self.threads, ">= 0 (0: inherit the thread count)")
         require(self.window >= 16, "window", self.window, ">= 16")
         require(1 <= self.prefill < self.window, "prefill", self.prefill, f"in [1, window={self.window})")
         require(all(0 < b <= 1 for b in self.budgets), "budgets", self.budgets, "fractions in (0, 1]")
-        for p in self.policies:
-            require(p in LM_POLICIES, "policies", p, f"names from {', '.join(LM_POLICIES)}")
+        check_names(self.policies)
 
 
 def text_corpus(paths: list[str]) -> tuple[list[str], list[str], str]:
@@ -128,7 +139,18 @@ def text_corpus(paths: list[str]) -> tuple[list[str], list[str], str]:
     return train, held, digest.hexdigest()[:12]
 
 
-LM_KEY_FIELDS = ("vocab_size", "window", "layers", "hidden", "heads", "steps", "batch", "lr", "seed")
+LM_KEY_FIELDS = (
+    "vocab_size",
+    "window",
+    "layers",
+    "hidden",
+    "heads",
+    "steps",
+    "batch",
+    "lr",
+    "seed",
+    "threads",
+)
 
 
 def lm_cache_dir(cfg: LMExperimentConfig, digest: str) -> Path:
@@ -194,7 +216,12 @@ def _local(model: str) -> list[str]:
 
 
 def run_lm(cfg: LMExperimentConfig) -> dict[str, Any]:
-    from adore.experiment import _policy, controller_checkpoint
+    """Perplexity of every policy at every budget (``cfg.threads`` torch threads throughout)."""
+    with fixed_threads(cfg.threads):
+        return _run_lm(cfg)
+
+
+def _run_lm(cfg: LMExperimentConfig) -> dict[str, Any]:
     from paperlab.models import train_tiny_tokenizer
 
     seed_everything(cfg.seed)
@@ -238,15 +265,16 @@ def run_lm(cfg: LMExperimentConfig) -> dict[str, Any]:
     controller = train_controller(lm, ctl_ids, cfg.controller, progress=cfg.progress, checkpoint=checkpoint)
     rows = []
     for fraction in cfg.budgets:
-        budget = max(cfg.rebuild + 3, round(fraction * cfg.window))
+        budget = budget_tokens(fraction, cfg.window, cfg.rebuild)
         for name in cfg.policies:
-            policy, dcfg, rebuild_controller = _policy(
+            policy, dcfg, rebuild_controller = manual(
                 name, budget, controller, cfg.rebuild, cfg.rebuild_context
             )
             dcfg.prefill = cfg.prefill
             nll, count = 0.0, 0
             for ids in tqdm(held, desc=f"{name} @ {budget}", disable=not cfg.progress, leave=False):
-                out = run_sequence(lm, ids, policy, dcfg, controller=rebuild_controller)
+                future = full_attention_map(lm, ids) if POLICIES[name].needs_future else None
+                out = run_sequence(lm, ids, policy, dcfg, controller=rebuild_controller, future=future)
                 logits = out["logits"][cfg.prefill - 1 :]
                 nll += float(F.cross_entropy(logits, ids[cfg.prefill :], reduction="sum"))
                 count += logits.shape[0]
@@ -287,11 +315,3 @@ def run_lm(cfg: LMExperimentConfig) -> dict[str, Any]:
     atomic_write_text(out_dir / "corpus.txt", f"{digest}\n")
     print((out_dir / "results.md").read_text())
     return metrics
-
-
-def run(cfg_in: Any) -> dict[str, Any]:
-    try:
-        cfg = from_config(LMExperimentConfig, cfg_in)
-    except (TypeError, ValueError) as err:
-        raise ConfigError(str(err)) from err
-    return run_lm(cfg)

@@ -30,6 +30,9 @@ class Observation:
 
 
 class Policy:
+    """One method = one small class: ``score`` ranks the cached tokens; ``recent_tokens`` and ``prefill`` let a policy
+    own its details (H2O's recent share of the budget, SnapKV's prompt scores) instead of the decode loop."""
+
     name = "policy"
     needs_attention = False
     sinks = 0
@@ -37,6 +40,13 @@ class Policy:
 
     def score(self, obs: Observation) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def recent_tokens(self, budget: int, recent: int) -> int:
+        """How many newest tokens are always kept at ``budget`` (``recent``: the decode config's floor)."""
+        return recent
+
+    def prefill(self, prompt_attention: torch.Tensor, obs: Observation) -> None:
+        """Called once after the prompt's forward with its pooled attention ``(p, p)`` (attention policies only)."""
 
 
 @dataclass
@@ -79,6 +89,9 @@ class H2O(Policy):
     needs_attention = True
     recent_fraction: float = 0.5
 
+    def recent_tokens(self, budget: int, recent: int) -> int:
+        return max(recent, int(budget * self.recent_fraction))
+
     def score(self, obs: Observation) -> torch.Tensor:
         return obs.attention_sum.clone()
 
@@ -104,13 +117,19 @@ class SnapKV(Policy):
     window: int = 8
     kernel: int = 5
 
+    def prefill(self, prompt_attention: torch.Tensor, obs: Observation) -> None:
+        """Prompt scores: the attention of the last ``window`` prompt queries, max-pooled over width ``kernel``."""
+        votes = prompt_attention[-self.window :].sum(0)
+        pad = self.kernel // 2
+        pooled = torch.nn.functional.max_pool1d(votes[None, None], self.kernel, stride=1, padding=pad)[0, 0]
+        obs.extra["prompt_scores"] = pooled[: votes.numel()]  # (p,) by position
+
     def score(self, obs: Observation) -> torch.Tensor:
-        prompt = obs.extra.get("prompt_scores")  # {position: score}, set once after prefill
+        prompt = obs.extra.get("prompt_scores")
         s = obs.positions.float() + 1e6  # generated tokens: recency, above every prompt token
         if prompt is not None:
-            for i, p in enumerate(obs.positions.tolist()):
-                if p in prompt:
-                    s[i] = prompt[p]
+            in_prompt = obs.positions < prompt.numel()
+            s[in_prompt] = prompt[obs.positions[in_prompt]]
         return s
 
 

@@ -20,13 +20,15 @@ from typing import Any
 
 import torch
 
-from adore.generate import AdoreCache
-from adore.policies import RandomPolicy, SlidingWindow, StreamingLLM
+from adore.controller import controller_checkpoint, train_controller
+from adore.recall import recall_controller, recall_lm
+from adore.registry import GENERATE_POLICIES, budget_tokens, check_names, generate_cache
+from adore.tasks import SEP, fixed_threads, sample
 from paperlab.config import ConfigError
 from paperlab.io import DataError, existing_file, iter_jsonl
 
 log = logging.getLogger(__name__)
-QA_POLICIES = ("full", "window", "streaming_llm", "random", "adore", "adore+rebuild")
+QA_POLICIES = ("full", "window", "streaming_llm", "random", "adore", "adore+rebuild")  # the default
 LONGBENCH_TEMPLATE = (
     "Answer the question based on the given passages. Only give me the answer and do not output any other words."
     "\n\n{context}\n\nQuestion: {input}\nAnswer:"
@@ -101,8 +103,6 @@ def load_longbench(
 
 def recall_examples(task: Any, n: int, seed: int) -> list[QAExample]:
     """The recall language as QA: context = ``BOS pairs... SEP``, question = one key, answer = its value id."""
-    from adore.tasks import SEP, sample
-
     ids, mask = sample(task, n, seed=seed)
     out = []
     for row, m in zip(ids, mask, strict=True):
@@ -110,20 +110,6 @@ def recall_examples(task: Any, n: int, seed: int) -> list[QAExample]:
         first = int(m.nonzero()[0])  # the first query's answer position
         out.append(QAExample(row[: sep + 1], row[sep + 1 : first], [str(int(row[first]))], ""))
     return out
-
-
-def _cache(
-    name: str, model: Any, controller: Any, budget: int, rebuild: int, context: int
-) -> AdoreCache | None:
-    if name == "full":
-        return None
-    if name in ("adore", "adore+rebuild"):
-        r = rebuild if name == "adore+rebuild" else 0
-        return AdoreCache(model, controller, budget=budget, rebuild=r, rebuild_context=context)
-    policy = {"window": SlidingWindow(), "streaming_llm": StreamingLLM(sinks=4), "random": RandomPolicy()}[
-        name
-    ]
-    return AdoreCache(model, budget=budget, policy=policy, sinks=getattr(policy, "sinks", 1))
 
 
 @torch.no_grad()
@@ -140,7 +126,7 @@ def answer(
 ) -> list[int]:
     """Greedy answer ids: prefill the context (released to ``budget``), then ``generate`` from the question."""
     device = next(model.parameters()).device
-    cache = _cache(policy, model, controller, budget, rebuild, rebuild_context)
+    cache = generate_cache(policy, model, controller, budget, rebuild, rebuild_context)
     prompt = torch.cat([example.context_ids, example.question_ids])[None].to(device)
     kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": False, "pad_token_id": 0}
     if eos_token_id is not None:
@@ -182,10 +168,7 @@ class QAExperimentConfig:
         from paperlab.config import require
 
         require(all(0 < b <= 1 for b in self.budgets), "budgets", self.budgets, "fractions in (0, 1]")
-        for p in self.policies:
-            require(
-                p in QA_POLICIES, "policies", p, f"names from {', '.join(QA_POLICIES)} (generate-compatible)"
-            )
+        check_names(self.policies, allowed=GENERATE_POLICIES)
         require(
             not self.model or bool(self.data), "data", self.data, "LongBench JSONL file(s) when model is set"
         )
@@ -193,11 +176,15 @@ class QAExperimentConfig:
 
 
 def run_qa(cfg: QAExperimentConfig, recall: Any, controller_cfg: Any) -> dict[str, Any]:
-    """Score every policy at every budget; ``recall``: the recall experiment's settings (task, LM steps) used when
-    ``cfg.model`` is empty; ``controller_cfg``: :class:`~adore.controller.ControllerConfig`."""
+    """Score every policy at every budget; ``recall``: the recall experiment's settings (task, LM steps, threads)
+    used when ``cfg.model`` is empty; ``controller_cfg``: :class:`~adore.controller.ControllerConfig`."""
+    with fixed_threads(recall.threads):
+        return _run_qa(cfg, recall, controller_cfg)
+
+
+def _run_qa(cfg: QAExperimentConfig, recall: Any, controller_cfg: Any) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
-    from adore.controller import train_controller
     from paperlab.metrics import exact_match, qa_f1
     from paperlab.report import plot_lines, results_dir, write_results
     from paperlab.seed import seed_everything
@@ -205,7 +192,6 @@ def run_qa(cfg: QAExperimentConfig, recall: Any, controller_cfg: Any) -> dict[st
     seed_everything(cfg.seed)
     eos = None
     if cfg.model:
-        from adore.experiment import controller_checkpoint
         from paperlab.models import load_causal_lm, load_tokenizer
 
         read = {p: read_longbench(p) for p in cfg.data}  # every file checked before the model is loaded
@@ -240,8 +226,6 @@ def run_qa(cfg: QAExperimentConfig, recall: Any, controller_cfg: Any) -> dict[st
 
         metric = "F1"
     else:
-        from adore.experiment import recall_controller, recall_lm
-
         model = recall_lm(recall, progress=cfg.progress)
         sets = {"recall": recall_examples(recall.task, cfg.examples, seed=cfg.seed + 2)}
 
@@ -263,7 +247,7 @@ def run_qa(cfg: QAExperimentConfig, recall: Any, controller_cfg: Any) -> dict[st
                 for ex in tqdm(
                     examples, desc=f"{set_name} {policy} @ {fraction}", disable=not cfg.progress, leave=False
                 ):
-                    budget = max(cfg.rebuild + 6, round(fraction * ex.context_ids.numel()))
+                    budget = budget_tokens(fraction, ex.context_ids.numel(), cfg.rebuild)
                     ids = answer(
                         model,
                         ex,

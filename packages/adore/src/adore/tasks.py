@@ -13,8 +13,10 @@ copying its successor) makes the same model solve recall to ~100% within a few h
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,6 +61,30 @@ class RecallConfig:
     @property
     def length(self) -> int:
         return 1 + self.n_pairs * (2 + self.filler_run) + 1 + 2 * self.n_queries
+
+
+@contextmanager
+def fixed_threads(threads: int) -> Iterator[None]:
+    """Run the block with ``threads`` torch threads (restored after; ``0``: leave the count alone). CPU float sums are
+    split over threads, so the trained weights and every number after them depend on the thread count (tested: 1 vs
+    2 threads give different recall-LM weights after a few steps); the CPU experiments pin it instead of inheriting
+    ``OMP_NUM_THREADS``; the GPU (paper) configs set 0."""
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def source_digest(*modules: Any) -> str:
+    """Digest of the source files of ``modules``: part of a trained file's cache key, so that a changed training
+    code never reuses weights trained by the old one (the README's numbers then come from the code beside them)."""
+    h = hashlib.sha256()
+    for module in modules:
+        h.update(Path(module.__file__).read_bytes())
+    return h.hexdigest()[:12]
 
 
 def sample(cfg: RecallConfig, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

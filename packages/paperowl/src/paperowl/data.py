@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from paperlab.io import DataError, existing_file
+from paperlab.io import DataError, existing_file, scan_jsonl
 from paperowl.cropping import crop_views
 from paperowl.model import IMAGE_TOKEN
 
@@ -163,7 +163,7 @@ class JsonlSamples(Sequence[Sample]):
         self.root = Path(root) if root is not None else self.path.parent.parent
         self._numbers = array("q")
         self._offsets = array("q")
-        for number, offset, row in _scan_jsonl(self.path):
+        for number, offset, row in scan_jsonl(self.path):
             check_row(row, self.path, number, ("conversations", "image"))
             if task is not None and row.get("task") != task:
                 continue
@@ -187,36 +187,6 @@ class JsonlSamples(Sequence[Sample]):
         return Sample(
             images, turns[0]["value"], turns[1]["value"], row.get("task_type", ""), row.get("id", "")
         )
-
-
-def _scan_jsonl(path: Path) -> Iterator[tuple[int, int, dict[str, Any]]]:
-    """``(line number, byte offset, row)`` for each JSON object, one line in memory at a time; errors as
-    :func:`paperlab.io.iter_jsonl` (file and line)."""
-    with path.open("rb") as f:
-        offset, number = 0, 0
-        for raw in f:
-            number += 1
-            start, offset = offset, offset + len(raw)
-            try:
-                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
-            except UnicodeDecodeError as err:
-                raise DataError(
-                    f"{path}:{number}: not UTF-8 text (byte {raw[err.start]:#x}); save the file as UTF-8"
-                ) from None
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                hint = ""
-                if number == 1 and line.lstrip().startswith("["):
-                    hint = "; the file looks like a JSON array, JSONL holds one object per line"
-                raise DataError(
-                    f"{path}:{number}: not valid JSON ({err.msg} at column {err.colno}){hint}"
-                ) from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
-            yield number, start, row
 
 
 def samples_from_jsonl(
