@@ -9,6 +9,11 @@ the SR-GNN protocol (last day = test): ~35k training cases, ~12k test cases, ~2.
 Peer: set ``RECBOLE_PYTHON`` (default ``/tmp/peer-recbole/bin/python``, the PEERS.md recipe); without it the peer
 rows are marked missing and everything else still runs. Same hyper-parameters on both sides (d = 100, batch 100,
 Adam lr 1e-3, CE over all items, ``EPOCHS`` epochs, no decay); we report test HR@20 / MRR@20 and samples/s.
+Padding: RecBole pads every sequence to ``MAX_ITEM_LIST_LENGTH`` (50); we pad each batch to its longest prefix and
+run GRUs over packed sequences.
+
+First runs ``speed.py`` (issue 31: today's training loop vs the one before it on full Diginetica, same run;
+``SBR_SPEED_STEPS`` steps, default 2,000; ``SBR_SPEED=0`` skips it).
 """
 
 from __future__ import annotations
@@ -192,6 +197,10 @@ def bench_memory_100k() -> list[dict]:
 
 def main() -> None:
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+    if os.environ.get("SBR_SPEED", "1") != "0":
+        import speed  # benchmarks/sbr_side_info/speed.py (this script's folder is on sys.path)
+
+        speed.main()
     data = _split()
     quality = bench_quality_vs_peer(data)
     throughput = bench_throughput(data)

@@ -35,9 +35,16 @@ def test_diginetica_orders_by_timeframe_and_reads_side_info(fixtures: Path) -> N
     assert by_id["2"].date - by_id["1"].date == 86400.0  # the session date is its day
 
 
-def test_yoochoose_clicks_and_buys(fixtures: Path) -> None:
+def test_yoochoose_sessions_are_clicks_only_buys_give_prices(fixtures: Path) -> None:
+    # SR-GNN's YooChoose split is built from yoochoose-clicks.dat alone: the buy of item 214536500 is no event
     raw = load_yoochoose(fixtures / "yoochoose-clicks.dat", fixtures / "yoochoose-buys.dat")
     s1 = next(s for s in raw.sessions if s.session_id == "1")
+    assert s1.items == ["214536502", "214536500", "214536506"]
+    assert s1.behaviours == ["click", "click", "click"]
+    with_buys = load_yoochoose(
+        fixtures / "yoochoose-clicks.dat", fixtures / "yoochoose-buys.dat", buy_events=True
+    )
+    s1 = next(s for s in with_buys.sessions if s.session_id == "1")
     assert s1.items == ["214536502", "214536500", "214536506", "214536500"]
     assert s1.behaviours == ["click", "click", "click", "buy"]
     assert raw.item_side["214536500"]["price"] == 1046.0

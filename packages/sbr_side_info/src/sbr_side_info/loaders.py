@@ -186,8 +186,15 @@ def load_diginetica(
 # ---------------------------------------------------------------------------------------- YooChoose
 
 
-def load_yoochoose(clicks: str | Path, buys: str | Path | None = None) -> RawDataset:
+def load_yoochoose(
+    clicks: str | Path, buys: str | Path | None = None, buy_events: bool = False
+) -> RawDataset:
     """RecSys Challenge 2015 ``yoochoose-clicks.dat`` (no header) and optional ``yoochoose-buys.dat``.
+
+    Sessions are built from the clicks only, as SR-GNN's ``preprocess.py`` (which reads ``yoochoose-clicks.dat``
+    alone) and every published YooChoose 1/64 / 1/4 number; ``buys`` then gives item prices (side information)
+    only. ``buy_events=True`` also adds each buy as a ``"buy"`` event of its session (MKM-SR-style behaviours; not
+    the SR-GNN protocol).
 
     ``category`` is kept when it is a real category (the data also uses ``0`` = unknown, ``S`` = special offer and
     brand ids of 8-10 digits, which we keep as the item's brand)."""
@@ -210,7 +217,8 @@ def load_yoochoose(clicks: str | Path, buys: str | Path | None = None) -> RawDat
         ):
             t = _parse(buys, number, "timestamp", row["timestamp"], _iso_seconds, "an ISO timestamp")
             price = _parse(buys, number, "price", row["price"], _finite, "a number")
-            events.append((row["session"], t, 10**9 + number, row["item"], "buy"))
+            if buy_events:
+                events.append((row["session"], t, 10**9 + number, row["item"], "buy"))
             if price > 0:
                 item_side.setdefault(row["item"], {})["price"] = price
     return RawDataset("yoochoose", _group(events, "yoochoose"), item_side)

@@ -23,11 +23,25 @@ def _last(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return hidden[torch.arange(hidden.shape[0]), idx]
 
 
+def run_gru(gru: nn.GRU, x: torch.Tensor, mask: torch.Tensor, packed: bool = True) -> torch.Tensor:
+    """``gru`` over ``x (B, L, d)`` -> ``(B, L, h)``. ``packed``: as a packed sequence, so each row costs its own
+    length, not the batch's longest (the same states at every real position; padded positions are 0)."""
+    if not packed:
+        return gru(x)[0]
+    lengths = mask.sum(1).clamp(min=1).cpu()
+    seq = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    out, _ = nn.utils.rnn.pad_packed_sequence(gru(seq)[0], batch_first=True, total_length=x.shape[1])
+    return out
+
+
 class SessionModel(nn.Module):
     """Shared parts: the item table (row 0 = padding) and the full-ranking scorer."""
 
     needs_graph = False
     uses = ("items",)
+    bf16_scorer = False  # set by the training loop (TrainConfig.bf16_scorer)
+    packed = True  # GRUs over packed sequences (run_gru)
+    supports_sampled = True  # scores are session @ candidate_vectors(ids)^T (GRU4Rec's sampled losses apply)
 
     def __init__(self, n_items: int, dim: int) -> None:
         super().__init__()
@@ -44,16 +58,29 @@ class SessionModel(nn.Module):
         """Candidate item vectors ``(n_items - 1, d)``: items 1..N."""
         return self.item_emb.weight[1:]
 
+    def candidate_vectors(self, ids: torch.Tensor) -> torch.Tensor:
+        """The candidate vectors of 1-based item ``ids (M,)`` -> ``(M, d)`` (sampled losses score only these)."""
+        return self.item_emb(ids)
+
     def session(self, batch: SessionBatch) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def scores(self, session: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+        """``session (B, d) @ candidates (M, d)^T``. With ``bf16_scorer`` set and the model training, the product
+        runs in bfloat16 (fp32 accumulation; fp32 weights and result): the full-ranking scorer is the largest
+        matmul of a step. Evaluation always scores in fp32."""
+        if self.bf16_scorer and self.training:
+            return (session.to(torch.bfloat16) @ candidates.to(torch.bfloat16).T).float()
+        return session @ candidates.T
+
     def forward(self, batch: SessionBatch) -> torch.Tensor:
-        return self.session(batch) @ self.candidates().T
+        return self.scores(self.session(batch), self.candidates())
 
 
 class GRU4Rec(SessionModel):
     """GRU4Rec (Hidasi et al., ICLR 2016, Sec. 3): a GRU over the clicks; its last state, projected, is the session.
-    Trained with full softmax cross-entropy (as RecBole's ``loss_type: CE``), not the paper's sampled ranking loss."""
+    Trained with full softmax cross-entropy (``train.loss: ce``, as RecBole's ``loss_type: CE``) or with GRU4Rec's own
+    sampled ranking losses (``train.loss: bpr-max | top1-max``, Hidasi & Karatzoglou 2018; :mod:`sbr_side_info.losses`)."""
 
     def __init__(self, n_items: int, dim: int = 100, dropout: float = 0.25) -> None:
         super().__init__(n_items, dim)
@@ -66,29 +93,37 @@ class GRU4Rec(SessionModel):
         return self.item_emb(batch.items)
 
     def session(self, batch: SessionBatch) -> torch.Tensor:
-        hidden, _ = self.gru(self.drop(self.inputs(batch)))
+        hidden = run_gru(self.gru, self.drop(self.inputs(batch)), batch.mask, self.packed)
         return self.out(_last(hidden, batch.mask))
 
 
 class NARM(SessionModel):
     """NARM (Li et al., CIKM 2017, Sec. 3.3-3.4): global encoder c_g = h_t; local attention
     ``alpha_tj = v^T sigma(A1 h_t + A2 h_j)`` (Eq. 8), ``c_l = sum_j alpha_tj h_j``; bilinear decoder
-    ``S_i = emb_i^T B [c_g; c_l]`` (Eq. 9)."""
+    ``S_i = emb_i^T B [c_g; c_l]`` (Eq. 9). ``dim`` is the item embedding size and ``hidden`` the GRU's (the paper:
+    50 and 100, Sec. 4.3; official code ``dim_proj=50, hidden_units=100``); ``B`` is ``(dim, 2 * hidden)``."""
 
     def __init__(
-        self, n_items: int, dim: int = 100, dropout_emb: float = 0.25, dropout_ct: float = 0.5
+        self,
+        n_items: int,
+        dim: int = 100,
+        dropout_emb: float = 0.25,
+        dropout_ct: float = 0.5,
+        hidden: int | None = None,
     ) -> None:
         super().__init__(n_items, dim)
+        hidden = hidden or dim
+        self.hidden = hidden
         self.drop_emb, self.drop_ct = nn.Dropout(dropout_emb), nn.Dropout(dropout_ct)
-        self.gru = nn.GRU(dim, dim, batch_first=True)
-        self.a1 = nn.Linear(dim, dim, bias=False)
-        self.a2 = nn.Linear(dim, dim, bias=False)
-        self.v = nn.Linear(dim, 1, bias=False)
-        self.b = nn.Linear(2 * dim, dim, bias=False)
+        self.gru = nn.GRU(dim, hidden, batch_first=True)
+        self.a1 = nn.Linear(hidden, hidden, bias=False)
+        self.a2 = nn.Linear(hidden, hidden, bias=False)
+        self.v = nn.Linear(hidden, 1, bias=False)
+        self.b = nn.Linear(2 * hidden, dim, bias=False)
         self.reset_uniform()
 
     def session(self, batch: SessionBatch) -> torch.Tensor:
-        hidden, _ = self.gru(self.drop_emb(self.item_emb(batch.items)))
+        hidden = run_gru(self.gru, self.drop_emb(self.item_emb(batch.items)), batch.mask, self.packed)
         c_g = _last(hidden, batch.mask)
         alpha = self.v(torch.sigmoid(self.a1(c_g)[:, None] + self.a2(hidden))).squeeze(-1)
         c_l = (alpha * batch.mask).unsqueeze(-1).mul(hidden).sum(1)
@@ -139,19 +174,43 @@ class GatedGraphLayer(nn.Module):
         self.gate_input = nn.Linear(2 * dim, 3 * dim)
         self.gate_hidden = nn.Linear(dim, 3 * dim)
 
-    def forward(self, adjacency: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, adjacency: torch.Tensor, hidden: torch.Tensor, valid: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``adjacency (B, N, 2N)``, ``hidden (B, N, d)``; ``valid (B, N)``: the real (non-padding) nodes. With
+        ``valid`` the dense layers run on the real nodes only (a padding node has no edge, so no real node's state
+        depends on it; padding nodes come back as 0); the states of real nodes are the same as without it."""
+        if valid is None:
+            return self._steps(adjacency, hidden)
+        states = hidden[valid]  # (T, d): the real nodes, row-major
+        for _ in range(self.steps):
+            e_in = hidden.new_zeros(hidden.shape[0], hidden.shape[1], self.edge_in.out_features)
+            e_out = torch.zeros_like(e_in)
+            e_in[valid] = self.edge_in(states)
+            e_out[valid] = self.edge_out(states)
+            n = hidden.shape[1]
+            a_in = (adjacency[:, :, :n] @ e_in)[valid] + self.b_in
+            a_out = (adjacency[:, :, n:] @ e_out)[valid] + self.b_out
+            states = self._gru(torch.cat([a_in, a_out], dim=-1), states)
+            hidden = hidden.new_zeros(hidden.shape).index_put((valid.nonzero(as_tuple=True)), states)
+        return hidden
+
+    def _gru(self, inputs: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        gi = self.gate_input(inputs)
+        gh = self.gate_hidden(hidden)
+        i_r, i_z, i_n = gi.chunk(3, -1)
+        h_r, h_z, h_n = gh.chunk(3, -1)
+        reset = torch.sigmoid(i_r + h_r)
+        update = torch.sigmoid(i_z + h_z)
+        new = torch.tanh(i_n + reset * h_n)
+        return new + update * (hidden - new)  # = (1 - z) * new + z * hidden (Eq. 5)
+
+    def _steps(self, adjacency: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
         n = hidden.shape[1]
         for _ in range(self.steps):
             a_in = adjacency[:, :, :n] @ self.edge_in(hidden) + self.b_in
             a_out = adjacency[:, :, n:] @ self.edge_out(hidden) + self.b_out
-            gi = self.gate_input(torch.cat([a_in, a_out], dim=-1))
-            gh = self.gate_hidden(hidden)
-            i_r, i_z, i_n = gi.chunk(3, -1)
-            h_r, h_z, h_n = gh.chunk(3, -1)
-            reset = torch.sigmoid(i_r + h_r)
-            update = torch.sigmoid(i_z + h_z)
-            new = torch.tanh(i_n + reset * h_n)
-            hidden = new + update * (hidden - new)  # = (1 - z) * new + z * hidden (Eq. 5)
+            hidden = self._gru(torch.cat([a_in, a_out], dim=-1), hidden)
         return hidden
 
 
@@ -176,7 +235,8 @@ class SRGNN(SessionModel):
 
     def sequence_states(self, batch: SessionBatch) -> torch.Tensor:
         """Node states after the GNN, laid back onto the click sequence: ``(B, L, d)``."""
-        nodes = self.gnn(batch.adjacency, self.node_inputs(batch))
+        valid = batch.nodes > 0 if self.packed else None  # item ids are >= 1; 0 pads the node list
+        nodes = self.gnn(batch.adjacency, self.node_inputs(batch), valid)
         return torch.gather(nodes, 1, batch.alias.unsqueeze(-1).expand(-1, -1, nodes.shape[-1]))
 
     def readout(self, seq: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -249,6 +309,9 @@ class FusionGRU4Rec(GRU4Rec):
         ids = torch.arange(1, self.n_items, device=self.item_emb.weight.device)
         return self.item_emb.weight[1:] + self.features(ids)
 
+    def candidate_vectors(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.item_emb(ids) + self.features(ids)
+
 
 class CoHHN(STAMP):
     """CoHHN-style price- and interest-aware model (Zhang et al., SIGIR 2022, "Price DOES Matter!"), simplified:
@@ -256,6 +319,8 @@ class CoHHN(STAMP):
     readout (in place of the heterogeneous hypergraph); co-guided learning gates each preference by the other
     (Sec. 3.4: ``I' = I * sigmoid(W_p P)``, ``P' = P * sigmoid(W_i I)``); prediction ``z_j = I'^T x_j + P'^T p_j``
     (Sec. 3.5), with ``x_j`` the item's interest vector and ``p_j`` its price-level vector."""
+
+    supports_sampled = False  # two scorers (interest and price): trained with cross-entropy only
 
     def __init__(
         self,
@@ -287,11 +352,11 @@ class CoHHN(STAMP):
         ids = torch.arange(1, self.n_items, device=self.item_emb.weight.device)
         interest = self.readout(self._interest(batch.items), batch.mask)
         if self.price is None:
-            return interest @ self._interest(ids).T
+            return self.scores(interest, self._interest(ids))
         price = self.price_readout.readout(self._price(batch.items), batch.mask)
         interest_g = interest * torch.sigmoid(self.gate_p(price))
         price_g = price * torch.sigmoid(self.gate_i(interest))
-        return interest_g @ self._interest(ids).T + price_g @ self._price(ids).T
+        return self.scores(interest_g, self._interest(ids)) + self.scores(price_g, self._price(ids))
 
 
 class MKMSR(SRGNN):
@@ -310,7 +375,7 @@ class MKMSR(SRGNN):
     def session(self, batch: SessionBatch) -> torch.Tensor:
         items = self.sequence_states(batch)
         ops = batch.ops if batch.ops is not None else batch.mask.long()
-        op_states, _ = self.op_gru(self.op_emb(ops))
+        op_states = run_gru(self.op_gru, self.op_emb(ops), batch.mask, self.packed)
         micro = self.merge(torch.cat([items, op_states], dim=-1))
         return self.readout(micro, batch.mask)
 
@@ -328,8 +393,9 @@ SIDE_INFO_MODELS = ("FusionGRU4Rec", "CoHHN", "MKM-SR")
 TWIN = {"FusionGRU4Rec": "GRU4Rec", "CoHHN": "STAMP", "MKM-SR": "SR-GNN"}
 
 
-def build_model(name: str, data, dim: int = 100) -> SessionModel:
-    """Instantiate ``name`` for a :class:`~sbr_side_info.schema.Prepared` data set."""
+def build_model(name: str, data, dim: int = 100, hidden: int | None = None) -> SessionModel:
+    """Instantiate ``name`` for a :class:`~sbr_side_info.schema.Prepared` data set (``hidden``: NARM's GRU size,
+    None = ``dim``)."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; expected one of {', '.join(MODELS)}")
     cls = MODELS[name]
@@ -346,4 +412,6 @@ def build_model(name: str, data, dim: int = 100) -> SessionModel:
         )
     if name == "MKM-SR":
         return cls(data.n_items, dim, n_ops=data.n_ops)
+    if name == "NARM":
+        return cls(data.n_items, dim, hidden=hidden)
     return cls(data.n_items, dim)
