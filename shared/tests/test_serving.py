@@ -25,6 +25,7 @@ class Fake:
             retry_after,
         )
         self.times: list[float] = []
+        self.context: int | None = None  # the max_model_len /v1/models reports
         self.auth: list[str | None] = []
         self.seen, self.active, self.peak = 0, 0, 0
         self.bodies: list[dict] = []
@@ -39,6 +40,19 @@ def server():
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args):
                 pass
+
+            def do_GET(self):  # /v1/models, as vLLM answers it (with the served context length)
+                entry = (
+                    {"id": "m", "object": "model", "max_model_len": fake.context}
+                    if fake.context
+                    else {"id": "m"}
+                )
+                out = json.dumps({"object": "list", "data": [entry]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -173,3 +187,24 @@ def test_each_answer_changing_setting_changes_the_cache_key():
     for name, value in changed.items():
         assert OpenAIServer(replace(base, **{name: value})).key("p") != key, name
     assert OpenAIServer(replace(base, concurrency=2, timeout_s=5)).key("p") == key  # how, not what
+
+
+def test_the_served_context_is_asked_of_the_model_list_and_prompts_are_cut_to_it(server, tmp_path):
+    from paperlab.models import save_tiny_checkpoint
+
+    tokenizer_dir = save_tiny_checkpoint(tmp_path / "tok")
+    fake = Fake(delay_s=0.0)
+    fake.context = 40  # vLLM's max_model_len
+    cfg = ServerConfig(server(fake), "m", max_tokens=8, tokenizer=str(tokenizer_dir))
+    client = OpenAIServer(cfg)
+    long = " ".join(f"w{i}" for i in range(200))
+    done = client.complete([long, "short"])
+    assert client.served_context() == 40 and done[0].dropped_tokens > 0 and done[1].dropped_tokens == 0
+    from paperlab.models import load_tokenizer
+
+    tok = load_tokenizer(tokenizer_dir)
+    sent = [b["prompt"] for b in fake.bodies]
+    assert max(len(tok(p, add_special_tokens=False)["input_ids"]) for p in sent) <= 40 - 8
+    assert "short" in sent and long.endswith(sent[0] if sent[0] != "short" else sent[1])
+    plain = Fake(delay_s=0.0)  # a server whose model list says nothing: no cut
+    assert OpenAIServer(replace(cfg, base_url=server(plain))).complete([long])[0].dropped_tokens == 0
