@@ -36,3 +36,9 @@ adore-bench-kvpress: setup ## ADORE via generate vs our baselines and kvpress 0.
 	test -x /tmp/peer-kvpress/bin/python || { python3 -m venv /tmp/peer-kvpress && \
 	  /tmp/peer-kvpress/bin/pip install "torch==2.13.0" "kvpress==0.5.5"; }
 	OMP_NUM_THREADS=1 $(PY) benchmarks/adore/bench.py --peer /tmp/peer-kvpress/bin/python --repeats 2
+
+PAPER_DRY += adore-paper-dry
+.PHONY: adore-paper-dry
+adore-paper-dry: setup ## dry run of experiment=paper and paper_longbench (Llama-2-7B: oracle labels, decode / generate): peak GiB per GPU -> results/adore/paper-dry/ (CPU, ~1 min)
+	$(PY) -m paperlab.dryrun adore experiment=paper
+	$(PY) -m paperlab.dryrun adore experiment=paper_longbench

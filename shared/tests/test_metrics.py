@@ -8,11 +8,40 @@ import pytest
 from paperlab import metrics as M
 
 
-def test_rank_of_target_counts_strictly_higher_scores():
+def test_rank_of_target_counts_ties_against_or_averaged_never_for_the_target():
     scores = np.array([[0.1, 0.9, 0.5, 0.5], [3.0, 2.0, 1.0, 0.0]])
-    ranks = M.rank_of_target(scores, [2, 3])
-    # row 0: only 0.9 is strictly above 0.5 (the tie with item 3 does not count) -> rank 2
-    assert ranks.tolist() == [2, 4]
+    # row 0: 0.9 is above 0.5 and item 3 ties with it -> rank 2 or 3, expected 2.5; row 1 has no tie
+    assert M.rank_of_target(scores, [2, 3]).tolist() == [2.5, 4.0]
+    assert M.rank_of_target(scores, [2, 3], ties="pessimistic").tolist() == [3, 4]
+    assert M.rank_of_target(scores, [2, 3], ties="optimistic").tolist() == [2, 4]
+    with pytest.raises(ValueError, match="ties="):
+        M.rank_of_target(scores, [2, 3], ties="best")
+
+
+def test_constant_scores_give_chance_and_nan_raises():
+    """Issue 31: with the old optimistic rule a constant (or all -inf) similarity scored R@1 = 100."""
+    n = 50
+    out = M.retrieval_metrics(np.zeros((n, n)), ks=(1, 5, 10))
+    assert out["R@1"] == pytest.approx(100 / n) and out["R@10"] == pytest.approx(100 * 10 / n)
+    assert out["MnR"] == pytest.approx((n + 1) / 2)
+    bad = np.eye(4)
+    bad[2, 1] = np.nan
+    with pytest.raises(ValueError, match="row 2: NaN"):
+        M.retrieval_metrics(bad)
+    with pytest.raises(ValueError, match="NaN"):
+        M.rank_of_target(np.array([[np.nan, 1.0]]), [1])
+
+
+def test_reranked_scores_with_minus_inf_outside_the_shortlist():
+    """A re-ranker scores its top 2 and leaves -inf elsewhere (semmim's ITM): a target outside the shortlist
+    ties with the other left-out items and sits on average in the middle of them, not at rank 3."""
+    s = np.full((1, 10), -np.inf)
+    s[0, [4, 7]] = [2.0, 1.0]
+    higher, ties = M.rank_counts(s, [0])
+    assert (higher.tolist(), ties.tolist()) == ([2], [7])
+    assert M.rank_of_target(s, [0]).tolist() == [2 + 1 + 3.5]
+    assert M.expected_hit_rate(higher, ties, 5) == pytest.approx(3 / 8)  # ranks 3..10 equally likely
+    assert M.rank_of_target(s, [4]).tolist() == [1.0]
 
 
 def test_rank_of_target_mask_removes_candidates():

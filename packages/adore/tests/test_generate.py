@@ -105,3 +105,32 @@ def test_bad_arguments_are_refused(lm, controller) -> None:
         lm.generate(
             torch.ones(2, 4, dtype=torch.long), max_new_tokens=2, past_key_values=cache, pad_token_id=0
         )
+
+
+@pytest.fixture(scope="module")
+def gru_controller(lm):
+    seqs = torch.randint(3, 64, (4, 40), generator=torch.Generator().manual_seed(3))
+    cfg = ControllerConfig(sequences=4, epochs=1, kind="gru", batch_size=8)
+    return train_controller(lm, seqs, cfg, progress=False)
+
+
+@pytest.mark.parametrize("rebuild", [0, 2])
+def test_gru_controller_generate_equals_the_manual_loop(lm, prompt, gru_controller, rebuild: int) -> None:
+    """Issue 30 item 1 (in part): the GRU controller's state is carried through generate step by step and gives
+    the manual loop's logits and rebuild decisions (the manual loop reads the GRU over the whole sequence)."""
+    assert gru_controller.gru is not None
+    budget = 10
+    with AdoreCache(lm, gru_controller, budget=budget, rebuild=rebuild, rebuild_context=1) as cache:
+        ids, logits = _generate(lm, prompt, cache)
+    assert cache.size <= budget
+    manual = run_sequence(
+        lm,
+        ids,
+        AdorePolicy(controller=gru_controller),
+        DecodeConfig(budget=budget, sinks=1, rebuild=rebuild, rebuild_context=1, prefill=prompt.shape[1]),
+        controller=gru_controller if rebuild else None,
+    )
+    assert torch.allclose(manual["logits"][prompt.shape[1] - 1 :], logits, atol=1e-4)
+    assert manual["rebuilt"][:-1] == cache.rebuilt[1:]
+    if rebuild:
+        assert sum(len(r) for r in cache.rebuilt) > 0

@@ -69,19 +69,21 @@ def test_recall_lm_stopped_after_k_steps_resumes_to_the_uninterrupted_weights(tm
     assert _same_weights(whole, loaded) == []
 
 
-def test_controller_stopped_after_k_examples_resumes_to_the_uninterrupted_weights(
-    tmp_path, monkeypatch
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_controller_stopped_after_k_steps_resumes_to_the_uninterrupted_weights(
+    tmp_path, monkeypatch, batch_size
 ) -> None:
     lm = tiny_causal_lm(vocab_size=TASK.vocab_size, layers=1, hidden=16, heads=2, attn_implementation="eager")
     seqs, _ = sample(TASK, 2, seed=1)
-    cfg = ControllerConfig(dim=8, top_k=2, sequences=2, epochs=2, checkpoint_every=10)
-    per_epoch = 2 * 2 * (TASK.length - 2)  # two examples (release, rebuild) per inner position and sequence
+    cfg = ControllerConfig(dim=8, top_k=2, sequences=2, epochs=2, checkpoint_every=10, batch_size=batch_size)
+    examples = 2 * 2 * (TASK.length - 2)  # two examples (release, rebuild) per inner position and sequence
+    per_epoch = -(-examples // batch_size)  # optimizer steps
     whole = train_controller(lm, seqs, cfg, progress=False)
 
     ckpt = tmp_path / "controller.pt"
-    stop = per_epoch + 15  # in the second epoch, 5 examples after a checkpoint
+    stop = per_epoch + 15  # in the second epoch, 5 steps after a checkpoint
     with monkeypatch.context() as patch:
-        _stop_at(patch, adore.controller.Controller, "score", stop)
+        _stop_at(patch, adore.controller, "batch_loss", stop)
         with pytest.raises(KeyboardInterrupt):
             train_controller(lm, seqs, cfg, progress=False, checkpoint=ckpt)
     assert torch.load(ckpt, weights_only=False)["step"] == (stop - 1) // 10 * 10
@@ -90,7 +92,7 @@ def test_controller_stopped_after_k_examples_resumes_to_the_uninterrupted_weight
     assert _same_weights(whole, resumed) == []
     assert torch.load(ckpt, weights_only=False)["step"] == 2 * per_epoch
     with monkeypatch.context() as patch:  # finished: loaded without a training step
-        _stop_at(patch, adore.controller.Controller, "score", 1)
+        _stop_at(patch, adore.controller, "batch_loss", 1)
         loaded = train_controller(lm, seqs, cfg, progress=False, checkpoint=ckpt)
     assert _same_weights(whole, loaded) == []
 

@@ -107,3 +107,21 @@ def test_view_colour_probabilities_outside_0_1_name_the_field(field):
 
     with pytest.raises(ConfigError, match=rf"mim\.{field}"):
         MIMConfig(**{field: 1.5})
+
+
+def test_confident_itm_scores_do_not_saturate_into_ties():
+    """Issue 31's tie rule meets ITM: match probabilities of 1 - 1e-9 and 1 - 1e-12 are both 1.0 in fp32, so the
+    re-ranked target tied with a distractor; the log-odds keep them apart (and negative log-odds below 0 work)."""
+    from semmim.evaluate import itm_scores
+
+    class Stub:
+        def itm_logits(self, txt, img, attention):
+            return torch.tensor([[0.0, 21.0], [0.0, 28.0], [3.0, 0.0]])
+
+    score = itm_scores(Stub(), torch.zeros(3, 1), torch.zeros(3, 1), torch.zeros(3, 1))
+    assert (
+        torch.softmax(torch.tensor([[0.0, 21.0], [0.0, 28.0]]), -1)[:, 1].unique().numel() == 1
+    )  # saturated
+    assert score.tolist() == [21.0, 28.0, -3.0]
+    new = rerank(torch.tensor([[0.9, 0.8, 0.1]]), torch.tensor([[0, 1, 2]]), score[None])
+    assert new.argsort(descending=True)[0].tolist() == [1, 0, 2] and bool((new > 1).all())

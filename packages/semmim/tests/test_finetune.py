@@ -255,6 +255,16 @@ def test_grouped_ranks_count_any_caption_of_an_image():
     assert i2t.tolist() == [1, 2]
 
 
+def test_grouped_ranks_do_not_let_ties_help():
+    # text 0 ties with image 1 (0.5, 0.5): rank 1.5 on average, not 1; image 1 ties between text 2 (own) and text 0
+    sim = torch.tensor([[0.5, 0.5], [0.8, 0.1], [0.3, 0.5]])
+    t2i, i2t = grouped_ranks(sim, torch.tensor([0, 0, 1]))
+    assert t2i.tolist() == [1.5, 1.0, 1.0]
+    assert i2t.tolist() == [1.0, 1.5]
+    t2i, _ = grouped_ranks(torch.zeros(4, 4), torch.arange(4))  # constant scores: the middle, not the top
+    assert t2i.tolist() == [2.5] * 4
+
+
 def test_grouped_retrieval_equals_retrieval_with_one_caption_per_image(make_model, corpus, tokenizer):
     from semmim.data import CaptionSet
 

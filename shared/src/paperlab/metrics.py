@@ -2,8 +2,11 @@
 
 Ranking metrics work on 1-based ranks of the (single) relevant item, which is how session-based
 recommendation (HR/MRR/NDCG@K over the full item set) and cross-modal retrieval (R@K, MdR, MnR over a
-similarity matrix whose diagonal holds the pairs) are scored. Ties are counted optimistically: the rank of
-the target is 1 + the number of candidates scored strictly higher (the SR-GNN / RecBole convention).
+similarity matrix whose diagonal holds the pairs) are scored. Ties never help the target: by default the rank
+is its expectation over a uniformly random order of the candidates tied with it, ``1 + higher + ties / 2``, and
+:func:`retrieval_metrics` counts R@K as the expected hit over that order (constant scores give chance, K / N);
+``ties="pessimistic"`` counts every tie above the target, ``"optimistic"`` (the old rule: 1 + strictly higher)
+none. A NaN score is an error. (RecBole and SR-GNN rank with ``topk``, which breaks ties by index: neither rule.)
 
 Text metrics wrap well-kept libraries: ``sacrebleu`` (BLEU), ``rouge-score`` (ROUGE-L) and, for
 captioning, ``pycocoevalcap`` (BLEU-4, METEOR, ROUGE-L, CIDEr as in the COCO caption server).
@@ -25,20 +28,33 @@ ArrayLike = Any  # numpy array or torch tensor
 
 
 def _to_numpy(x: ArrayLike) -> np.ndarray:
+    """A numpy array of ``x``; torch tensors keep float64 (scores that differ below fp32's step stay apart),
+    other dtypes (bf16, fp16, ints) become fp32."""
     if hasattr(x, "detach"):
-        x = x.detach().float().cpu().numpy()
+        x = x.detach().cpu()
+        x = (x if x.dtype == _torch_float64() else x.float()).numpy()
     return np.asarray(x)
+
+
+def _torch_float64() -> Any:
+    import torch
+
+    return torch.float64
 
 
 # ----------------------------------------------------------------------------------------------- ranking
 
 
-def rank_of_target(scores: ArrayLike, targets: ArrayLike, mask: ArrayLike | None = None) -> np.ndarray:
-    """1-based rank of ``targets[i]`` among ``scores[i]`` (shape ``(n, num_candidates)``).
+TIES = ("average", "pessimistic", "optimistic")
 
-    rank = 1 + #{candidates with a strictly higher score}. ``mask`` (same shape, True = excluded, e.g. the
-    padding item) removes candidates from the ranking; the target itself must not be masked.
-    """
+
+def rank_counts(
+    scores: ArrayLike, targets: ArrayLike, mask: ArrayLike | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(higher, ties)`` per row of ``scores`` (``(n, num_candidates)``): how many candidates score strictly above
+    ``targets[i]`` and how many others score exactly the same. ``mask`` (same shape, True = excluded, e.g. the
+    padding item) removes candidates; the target itself must not be masked. ``-inf`` is a score (a candidate a
+    re-ranker left out); NaN raises ``ValueError`` naming the first bad row."""
     s = _to_numpy(scores).astype(np.float64)
     t = _to_numpy(targets).astype(np.int64).reshape(-1)
     if s.ndim != 2 or s.shape[0] != t.shape[0]:
@@ -47,13 +63,48 @@ def rank_of_target(scores: ArrayLike, targets: ArrayLike, mask: ArrayLike | None
         )
     if t.min(initial=0) < 0 or t.max(initial=0) >= s.shape[1]:
         raise ValueError(f"targets must lie in [0, {s.shape[1]}), got range [{t.min()}, {t.max()}]")
+    keep = np.ones(s.shape, dtype=bool)
     if mask is not None:
         m = _to_numpy(mask).astype(bool)
         if m[np.arange(len(t)), t].any():
             raise ValueError("a target is masked out of its own ranking")
-        s = np.where(m, -np.inf, s)
+        keep = ~m
+    nan = np.isnan(s) & keep
+    if nan.any():
+        row = int(np.flatnonzero(nan.any(axis=1))[0])
+        raise ValueError(f"scores row {row}: NaN ({int(nan.sum())} in all); expected numbers to rank")
     target_scores = s[np.arange(len(t)), t][:, None]
-    return 1 + (s > target_scores).sum(axis=1)
+    higher = ((s > target_scores) & keep).sum(axis=1)
+    ties = ((s == target_scores) & keep).sum(axis=1) - 1
+    return higher, ties
+
+
+def rank_of_target(
+    scores: ArrayLike, targets: ArrayLike, mask: ArrayLike | None = None, ties: str = "average"
+) -> np.ndarray:
+    """1-based rank of ``targets[i]`` among ``scores[i]`` (shape ``(n, num_candidates)``; ``mask`` as in
+    :func:`rank_counts`). ``ties``: ``average`` (default) = ``1 + higher + ties / 2``, the expected rank when the
+    tied candidates are in random order; ``pessimistic`` = ``1 + higher + ties``; ``optimistic`` = ``1 + higher``.
+    Without ties all three are ``1 + higher``."""
+    if ties not in TIES:
+        raise ValueError(f"ties={ties!r}: expected one of {TIES}")
+    higher, tied = rank_counts(scores, targets, mask)
+    if ties == "optimistic":
+        return 1 + higher
+    if ties == "pessimistic":
+        return 1 + higher + tied
+    return 1.0 + higher + tied / 2.0
+
+
+def expected_hit_rate(higher: ArrayLike, ties: ArrayLike, k: int) -> float:
+    """HR@K over a uniformly random order of each target's ties: the target sits at ``higher + 1 .. higher + ties
+    + 1`` with equal chance, so a row counts ``#{those ranks <= k} / (ties + 1)``."""
+    h = np.asarray(higher, dtype=np.float64)
+    t = np.asarray(ties, dtype=np.float64)
+    if h.size == 0:
+        return 0.0
+    inside = np.clip(k - h, 0.0, t + 1.0)
+    return float(np.mean(inside / (t + 1.0)))
 
 
 def hit_rate_at_k(ranks: ArrayLike, k: int) -> float:
@@ -98,24 +149,33 @@ def ranking_metrics(ranks: ArrayLike, ks: Sequence[int] = (10, 20)) -> dict[str,
     return out
 
 
-def retrieval_ranks(similarity: ArrayLike) -> np.ndarray:
-    """Ranks of the diagonal in a square ``(queries, gallery)`` similarity matrix: query i matches item i."""
+def _square(similarity: ArrayLike) -> np.ndarray:
     s = _to_numpy(similarity)
     if s.ndim != 2 or s.shape[0] != s.shape[1]:
         raise ValueError(f"similarity must be square (query i matches item i), got shape {s.shape}")
-    return rank_of_target(s, np.arange(s.shape[0]))
+    return s
+
+
+def retrieval_ranks(similarity: ArrayLike, ties: str = "average") -> np.ndarray:
+    """Ranks of the diagonal in a square ``(queries, gallery)`` similarity matrix: query i matches item i
+    (``ties`` as in :func:`rank_of_target`)."""
+    s = _square(similarity)
+    return rank_of_target(s, np.arange(s.shape[0]), ties=ties)
 
 
 def retrieval_metrics(
     similarity: ArrayLike, ks: Sequence[int] = (1, 5, 10), prefix: str = ""
 ) -> dict[str, float]:
-    """R@K (in percent, as retrieval papers report), MdR and MnR of the diagonal ranks of ``similarity``.
+    """R@K (in percent, as retrieval papers report), MdR and MnR of the diagonal ranks of ``similarity``; ties
+    never help: R@K is the expected hit over a random order of the tied items, MdR / MnR use the expected rank.
 
     For text-to-video pass ``sim[text, video]``; for video-to-text pass its transpose, or use
     :func:`bidirectional_retrieval_metrics`.
     """
-    ranks = retrieval_ranks(similarity)
-    out = {f"{prefix}R@{k}": 100.0 * hit_rate_at_k(ranks, k) for k in ks}
+    s = _square(similarity)
+    higher, ties = rank_counts(s, np.arange(s.shape[0]))
+    ranks = 1.0 + higher + ties / 2.0
+    out = {f"{prefix}R@{k}": 100.0 * expected_hit_rate(higher, ties, k) for k in ks}
     out[f"{prefix}MdR"] = float(np.median(ranks))
     out[f"{prefix}MnR"] = float(np.mean(ranks))
     return out

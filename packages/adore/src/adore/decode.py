@@ -91,11 +91,70 @@ def pooled_attention(attentions: tuple[torch.Tensor, ...], rows: slice | int = -
 
 
 @torch.no_grad()
-def full_attention_map(model: Any, ids: torch.Tensor) -> torch.Tensor:
-    """``(T, T)``: row t = attention of query t over positions (mean over layers and heads), full cache."""
+def attention_layers(model: Any) -> list[torch.nn.Module]:
+    """The self-attention module of every decoder layer (Llama / Qwen2 / Mistral layout)."""
+    decoder = model.get_decoder() if hasattr(model, "get_decoder") else model
+    layers = getattr(decoder, "layers", None)
+    if layers is None or not all(hasattr(layer, "self_attn") for layer in layers):
+        raise ValueError(f"{type(model).__name__}: expected decoder layers with a self_attn module")
+    return [layer.self_attn for layer in layers]
+
+
+@torch.no_grad()
+def attention_sum(model: Any, ids: torch.Tensor) -> torch.Tensor:
+    """``(T, T)`` fp32 on the model's device: the sum over layers and heads of the full-cache attention of ``ids``.
+
+    Streamed: a hook on each layer's attention adds that layer's head-sum into one accumulator and drops the weights,
+    so at most one layer's ``(heads, T, T)`` exists at a time; ``output_attentions`` keeps all of them (a 7B Llama at
+    4k: 32 layers x (32, 4096, 4096), 32 GiB in bf16 on the GPU, 128 GiB once stacked in fp32 on the host). Needs
+    eager attention (the fused kernels return no weights)."""
     device = next(model.parameters()).device
-    out = model(ids[None].to(device), output_attentions=True)
-    return torch.stack([a[0].float().cpu() for a in out.attentions]).mean(dim=(0, 1))
+    n = ids.numel()
+    total = torch.zeros(n, n, dtype=torch.float32, device=device)
+    seen = [0]
+
+    def add(module: Any, args: Any, output: Any) -> Any:
+        weights = output[1] if isinstance(output, tuple) and len(output) > 1 else None
+        if weights is None:
+            raise ValueError(
+                "the attention map needs the attention weights: load the model with attn_implementation='eager'"
+            )
+        total.add_(weights[0].float().sum(0))
+        seen[0] += 1
+        return (output[0], None, *output[2:])
+
+    handles = [m.register_forward_hook(add, prepend=True) for m in attention_layers(model)]
+    try:
+        model(ids[None].to(device), use_cache=False, logits_to_keep=1)
+    finally:
+        for h in handles:
+            h.remove()
+    return total
+
+
+def full_attention_map(model: Any, ids: torch.Tensor) -> torch.Tensor:
+    """``(T, T)`` on the CPU: row t = attention of query t over positions (mean over layers and heads), full cache;
+    streamed layer by layer (:func:`attention_sum`)."""
+    heads = model.config.num_attention_heads
+    layers = len(attention_layers(model))
+    return (attention_sum(model, ids) / (layers * heads)).cpu()
+
+
+@torch.no_grad()
+def attention_topk(model: Any, ids: torch.Tensor, top_k: int) -> torch.Tensor:
+    """``(T, top_k)`` long on the CPU: row t = the ``top_k`` keys at positions < t with the most attention from
+    query t (mean over layers and heads), best first; ``-1`` where t < top_k leaves fewer keys. All that the
+    controller's labels need: the ``(T, T)`` map stays on the model's device and only this table leaves it."""
+    total = attention_sum(model, ids)
+    n = total.shape[0]
+    earlier = torch.ones(n, n, dtype=torch.bool, device=total.device).tril(-1)
+    total.masked_fill_(~earlier, float("-inf"))
+    k = min(top_k, n)
+    values, index = torch.topk(total, k, dim=-1)
+    index = index.masked_fill(values == float("-inf"), -1).cpu()
+    if k < top_k:
+        index = torch.cat([index, index.new_full((n, top_k - k), -1)], dim=1)
+    return index
 
 
 def with_context(released: torch.Tensor, pick: torch.Tensor, context: int, limit: int) -> torch.Tensor:

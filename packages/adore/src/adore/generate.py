@@ -26,6 +26,7 @@ length), none otherwise. Flash-attention 2/3 and flex attention are refused (the
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch
@@ -123,9 +124,12 @@ class AdoreCache(Cache):
         self._pending: int | None = None
         self._invalid = False  # some used slot holds no real token (padding, or a short sequence)
         self._heads: dict[str, SplitHead] = {}
+        self._gru = None  # a GRU controller's recurrent query side, carried per sequence (:meth:`_query`)
         if controller is not None:
             self._table = controller._table().detach().to(self.device)
             self._heads = {m: SplitHead(controller, m, self.device) for m in ("release", "rebuild")}
+            if controller.gru is not None:
+                self._gru = copy.deepcopy(controller.gru).to(self.device).eval()
         decoder = model.get_decoder() if hasattr(model, "get_decoder") else model.model
         self._handles = [
             decoder.register_forward_pre_hook(self._before, with_kwargs=True),
@@ -205,6 +209,10 @@ class AdoreCache(Cache):
         self.pools = [Pool(dev, self.feat_dim) for _ in range(batch)]
         self._short: list[tuple[torch.Tensor, int] | None] = [None] * batch  # (shortlist, pool size then)
         self._steps = [0] * batch
+        self._h = [
+            torch.zeros(1, 1, d, device=dev) for _ in range(batch)
+        ]  # GRU state after position _read - 1
+        self._read = [0] * batch
 
     def _history(self, row: int, pos: torch.Tensor, ids: torch.Tensor) -> None:
         """Book token ids by position (what a later token's predecessor feature reads)."""
@@ -230,12 +238,25 @@ class AdoreCache(Cache):
             -1,
         )
 
-    def _score(self, mode: str, feats: torch.Tensor, pos: torch.Tensor, step: int, query_id: torch.Tensor):
+    def _query(self, row: int, step: int, query_id: torch.Tensor) -> torch.Tensor:
+        """The controller's query side at position ``step`` (token ``query_id``): its projected row, or for a GRU
+        controller the state after reading the sequence up to it. The GRU's state is carried per sequence and
+        advanced over the booked positions ``< step`` once (one cell step per new token); the query token itself
+        is read from that state without committing it."""
+        if self._gru is None:
+            return self._table[query_id]
+        if self._read[row] < step:
+            x = self._table[self.hist[row][self._read[row] : step]][None]
+            self._h[row] = self._gru(x, self._h[row])[1]
+            self._read[row] = step
+        return self._gru(self._table[query_id].reshape(1, 1, -1), self._h[row])[0][0, 0]
+
+    def _score(self, mode: str, feats: torch.Tensor, pos: torch.Tensor, step: int, query: torch.Tensor):
         head = self._heads[mode]
         d = head.d
         base = feats[:, 2 * d : 3 * d] if mode == "release" else feats[:, 3 * d :]
         dist = torch.log1p((step - pos).clamp(min=0).float())
-        return head.logits(base, feats[:, : 2 * d], self._table[query_id], dist)
+        return head.logits(base, feats[:, : 2 * d], query, dist)
 
     # -- rebuild: choose released tokens for the coming forward ------------------------------------------------------
     def _pick(self, row: int, step: int, query_id: torch.Tensor) -> torch.Tensor:
@@ -245,20 +266,21 @@ class AdoreCache(Cache):
         if not cfg.rebuild or pool.n == 0:
             return torch.empty(0, dtype=torch.long, device=self.device)
         cand = None  # None: the whole pool
+        query = self._query(row, step, query_id)
         if self.score_every > 1:
             short, self._steps[row] = self._short[row], self._steps[row] + 1
             if short is not None and (self._steps[row] - 1) % self.score_every:
                 since = torch.arange(short[1], pool.n, device=self.device)
                 cand = torch.cat([short[0], since])
         if cand is None:
-            logits = self._score("rebuild", pool.feats[: pool.n], pool.pos[: pool.n], step, query_id)
+            logits = self._score("rebuild", pool.feats[: pool.n], pool.pos[: pool.n], step, query)
             logits = logits.masked_fill(~pool.alive[: pool.n], float("-inf"))
             if self.score_every > 1:
                 best = torch.topk(logits, min(self.shortlist, pool.n)).indices
                 self._short[row] = (best, pool.n)
             index = None
         else:
-            logits = self._score("rebuild", pool.feats[cand], pool.pos[cand], step, query_id)
+            logits = self._score("rebuild", pool.feats[cand], pool.pos[cand], step, query)
             logits = logits.masked_fill(~pool.alive[cand], float("-inf"))
             index = cand
         top = torch.topk(logits, min(cfg.rebuild, logits.numel()))
@@ -446,7 +468,8 @@ class AdoreCache(Cache):
         pos, ids = self.pos[row, :n], self.ids[row, :n]
         step = self.next_pos[row] - 1
         if isinstance(self.policy, AdorePolicy) and self._heads:
-            return self._score("release", self.feats[row, :n], pos, step, self.hist[row][step])
+            query = self._query(row, step, self.hist[row][step])
+            return self._score("release", self.feats[row, :n], pos, step, query)
         obs = Observation(pos.cpu(), ids.cpu(), step=step, extra={"ids": self.hist[row].cpu()})
         return self.policy.score(obs).to(self.device).float()
 

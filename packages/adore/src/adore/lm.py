@@ -28,11 +28,12 @@ from tqdm.auto import tqdm
 from adore.controller import ControllerConfig, controller_checkpoint, train_controller
 from adore.decode import full_attention_map, run_sequence
 from adore.registry import POLICIES, budget_tokens, check_names, manual
-from adore.tasks import checkpoint_finished, fit_lm, fixed_threads
+from adore.tasks import checkpoint_finished, fit_lm, fixed_threads, single_process
 from paperlab.config import require
 from paperlab.data import cache_root
 from paperlab.io import DataError, MissingFileError, atomic_write_text, derived_key, load_checkpoint
 from paperlab.report import plot_lines, results_dir, write_results
+from paperlab.scale import ScaleConfig
 from paperlab.seed import seed_everything
 
 log = logging.getLogger(__name__)
@@ -101,8 +102,10 @@ class LMExperimentConfig:
     seed: int = 0
     threads: int = 1  # torch threads, pinned: the trained weights and the table depend on it
     progress: bool = True
+    scale: ScaleConfig = field(default_factory=ScaleConfig)  # the GPU the config is meant for (dry run)
 
     def __post_init__(self) -> None:
+        single_process(self.scale, "lm.scale")
         require(self.threads >= 0, "threads", self.threads, ">= 0 (0: inherit the thread count)")
         require(self.window >= 16, "window", self.window, ">= 16")
         require(1 <= self.prefill < self.window, "prefill", self.prefill, f"in [1, window={self.window})")

@@ -23,9 +23,10 @@ import torch
 from adore.controller import controller_checkpoint, train_controller
 from adore.recall import recall_controller, recall_lm
 from adore.registry import GENERATE_POLICIES, budget_tokens, check_names, generate_cache
-from adore.tasks import SEP, fixed_threads, sample
+from adore.tasks import SEP, fixed_threads, sample, single_process
 from paperlab.config import ConfigError
 from paperlab.io import DataError, existing_file, iter_jsonl
+from paperlab.scale import ScaleConfig
 
 log = logging.getLogger(__name__)
 QA_POLICIES = ("full", "window", "streaming_llm", "random", "adore", "adore+rebuild")  # the default
@@ -163,10 +164,12 @@ class QAExperimentConfig:
     controller_window: int = 1024  # real model: controller trained on this many context tokens per sequence
     seed: int = 0
     progress: bool = True
+    scale: ScaleConfig = field(default_factory=ScaleConfig)  # the GPU the config is meant for (dry run)
 
     def __post_init__(self) -> None:
         from paperlab.config import require
 
+        single_process(self.scale, "qa.scale")
         require(all(0 < b <= 1 for b in self.budgets), "budgets", self.budgets, "fractions in (0, 1]")
         check_names(self.policies, allowed=GENERATE_POLICIES)
         require(

@@ -63,6 +63,17 @@ class RecallConfig:
         return 1 + self.n_pairs * (2 + self.filler_run) + 1 + 2 * self.n_queries
 
 
+def single_process(scale: Any, where: str) -> None:
+    """adore runs as one process (the LM frozen on one device, the controller beside it): ``scale.launch`` must be
+    ``single``; ``scale.gpu`` / ``gpu_memory_gib`` name the GPU the dry run checks the config against."""
+    require(
+        scale.launch == "single",
+        f"{where}.launch",
+        scale.launch,
+        "'single' (adore evaluates a frozen LM in one process; no multi-GPU launch)",
+    )
+
+
 @contextmanager
 def fixed_threads(threads: int) -> Iterator[None]:
     """Run the block with ``threads`` torch threads (restored after; ``0``: leave the count alone). CPU float sums are

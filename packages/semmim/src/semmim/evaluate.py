@@ -30,18 +30,23 @@ def embed(model: SemMIMModel, data: CaptionSet, tokenizer, batch: int = 128):
 
 @torch.no_grad()
 def itm_scores(model: SemMIMModel, txt, img, attention, batch: int = 256) -> torch.Tensor:
-    """Match probability ``softmax(itm logits)[1]`` for aligned rows of text and image tokens."""
-    out = [
-        model.itm_logits(txt[s : s + batch], img[s : s + batch], attention[s : s + batch]).softmax(-1)[:, 1]
-        for s in range(0, txt.shape[0], batch)
-    ]
+    """Match log-odds ``logit[1] - logit[0]`` for aligned rows of text and image tokens: the order of the match
+    probability ``softmax(logits)[1]``, without its saturation (in fp32 the probability is exactly 1.0 once the
+    log-odds pass ~17, so confident candidates would tie)."""
+    out = []
+    for s in range(0, txt.shape[0], batch):
+        logits = model.itm_logits(txt[s : s + batch], img[s : s + batch], attention[s : s + batch]).double()
+        out.append(logits[:, 1] - logits[:, 0])
     return torch.cat(out)
 
 
 def rerank(sim: torch.Tensor, top: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
-    """Scores that put each row's ``top`` candidates ``(Q, k)`` first, ordered by ``score`` ``(Q, k)`` in [0, 1],
-    and keep the ITC order ``sim`` (cosines in [-1, 1]) below them, so ranks past k stay honest."""
-    return sim.clone().scatter_(1, top, 10 + score)
+    """Scores that put each row's ``top`` candidates ``(Q, k)`` first, ordered by ``score`` ``(Q, k)`` (ITM log-odds,
+    any real), and keep the ITC order ``sim`` (cosines in [-1, 1]) below them, so ranks past k stay honest. In
+    float64, so that shifting the ITM scores above the cosines merges none of them into ties."""
+    score = score.double()
+    lifted = 2.0 + score - score.min(dim=1, keepdim=True).values  # >= 2 > every cosine
+    return sim.double().scatter_(1, top, lifted)
 
 
 @torch.no_grad()

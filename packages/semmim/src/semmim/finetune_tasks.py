@@ -133,11 +133,14 @@ def _first_rows(groups: torch.Tensor) -> torch.Tensor:
 def grouped_ranks(sim: torch.Tensor, groups: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """1-based ranks for a ``(texts, images)`` score matrix where text t describes image ``groups[t]``: text to
     image, the rank of its image; image to text, the best rank among its captions (COCO / Flickr30K protocol,
-    as ALBEF's ``itm_eval``); rank = 1 + the number of strictly higher scores."""
-    t2i = 1 + (sim > sim.gather(1, groups[:, None])).sum(1)
+    as ALBEF's ``itm_eval``); rank = 1 + the strictly higher scores + half the other items tied with it (the
+    expected rank in a random order of the ties, as :func:`paperlab.metrics.rank_of_target`: ties never help)."""
+    target = sim.gather(1, groups[:, None])
+    t2i = 1 + (sim > target).sum(1) + ((sim == target).sum(1) - 1) / 2
     own = groups[None, :] == torch.arange(sim.shape[1])[:, None]  # (images, texts)
     best = sim.T.masked_fill(~own, float("-inf")).max(1, keepdim=True).values
-    return t2i, 1 + (best < sim.T).sum(1)
+    others_tied = ((best == sim.T) & ~own).sum(1)
+    return t2i, 1 + (best < sim.T).sum(1) + others_tied / 2
 
 
 @torch.no_grad()
