@@ -72,6 +72,24 @@ def _decode_step(model: Any, spec: DryRunSpec) -> None:
     )
 
 
+def _inference(
+    label: str, shape: ModelShape, scale: Any, length: int, new_tokens: int = 0, step=None
+) -> DryRunSpec:
+    """One inference-only step of one sequence: ``length`` prompt tokens (plus ``new_tokens`` generated)."""
+    return DryRunSpec(
+        label=label,
+        model=shape,
+        scale=scale,
+        batch_size=1,
+        seq_len=length,
+        train=False,
+        eval_batch_size=1,
+        eval_prompt_len=length,
+        eval_new_tokens=new_tokens,
+        eval_step=step,
+    )
+
+
 def dry_run_specs(cfg: Any) -> list[DryRunSpec]:
     """The dry-run steps of a composed paper config (``kind: lm`` or ``kind: qa`` with a hub model)."""
     from adore.controller import ControllerConfig
@@ -83,30 +101,17 @@ def dry_run_specs(cfg: Any) -> list[DryRunSpec]:
         lm = from_config(LMExperimentConfig, cfg.lm, where="lm")
         if not lm.model:
             raise ConfigError("lm.model='': the dry run is for a hub model (experiment=paper)")
-        shape, top_k = model_shape(lm.model), lm.controller.top_k
+        shape, n = model_shape(lm.model), lm.window
         return [
-            DryRunSpec(
-                label=f"{lm.name}: oracle labels ({lm.window} tokens)",
-                model=shape,
-                scale=lm.scale,
-                batch_size=1,
-                seq_len=lm.window,
-                train=False,
-                eval_batch_size=1,
-                eval_prompt_len=lm.window,
-                eval_step=_labels_step(top_k),
+            _inference(
+                f"{lm.name}: oracle labels ({n} tokens)",
+                shape,
+                lm.scale,
+                n,
+                step=_labels_step(lm.controller.top_k),
             ),
-            DryRunSpec(
-                label=f"{lm.name}: decode step, full cache of {lm.window - 1}",
-                model=shape,
-                scale=lm.scale,
-                batch_size=1,
-                seq_len=lm.window,
-                train=False,
-                eval_batch_size=1,
-                eval_prompt_len=lm.window - 1,
-                eval_new_tokens=1,
-                eval_step=_decode_step,
+            _inference(
+                f"{lm.name}: decode step, full cache of {n - 1}", shape, lm.scale, n - 1, 1, _decode_step
             ),
         ]
     if kind == "qa":
@@ -116,29 +121,21 @@ def dry_run_specs(cfg: Any) -> list[DryRunSpec]:
         if not qa.model:
             raise ConfigError("qa.model='': the dry run is for a hub model (experiment=paper_longbench)")
         controller = from_config(ControllerConfig, _plain(cfg.get("controller") or {}), where="controller")
-        shape = model_shape(qa.model)
+        shape, n = model_shape(qa.model), qa.controller_window
         return [
-            DryRunSpec(
-                label=f"{qa.name}: oracle labels ({qa.controller_window} tokens)",
-                model=shape,
-                scale=qa.scale,
-                batch_size=1,
-                seq_len=qa.controller_window,
-                train=False,
-                eval_batch_size=1,
-                eval_prompt_len=qa.controller_window,
-                eval_step=_labels_step(controller.top_k),
+            _inference(
+                f"{qa.name}: oracle labels ({n} tokens)",
+                shape,
+                qa.scale,
+                n,
+                step=_labels_step(controller.top_k),
             ),
-            DryRunSpec(
-                label=f"{qa.name}: generate {qa.max_new_tokens} after {qa.max_context}",
-                model=shape,
-                scale=qa.scale,
-                batch_size=1,
-                seq_len=qa.max_context,
-                train=False,
-                eval_batch_size=1,
-                eval_prompt_len=qa.max_context,
-                eval_new_tokens=qa.max_new_tokens,
+            _inference(
+                f"{qa.name}: generate {qa.max_new_tokens} after {qa.max_context}",
+                shape,
+                qa.scale,
+                qa.max_context,
+                qa.max_new_tokens,
             ),
         ]
     raise ConfigError(f"kind={kind!r}: the dry run is for the paper experiments (kind: lm or qa)")
