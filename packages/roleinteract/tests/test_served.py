@@ -138,10 +138,13 @@ def test_every_answer_changing_endpoint_setting_keys_new_answers(tmp_path):
 
 
 def _run(args: list[str], cwd: Path, env: dict) -> subprocess.Popen:
+    """The CLI with SIGINT at its default: a shell's background job (``make test &``) inherits SIGINT ignored, and
+    Python then never raises KeyboardInterrupt (the run would finish and exit 0; seen on a backgrounded CI run)."""
     cmd = [sys.executable, "-m", "roleinteract", *args]
     return subprocess.Popen(
-        cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+        cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
 
 
 def _lines(path: Path) -> int:
