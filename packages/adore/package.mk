@@ -14,6 +14,11 @@ EXPERIMENTS += adore-lm
 adore-lm: setup ## perplexity vs KV budget on real English text (installed packages' READMEs), every policy (CPU, ~15 min)
 	$(ADORE_PINNED) $(PY) -m adore experiment=lm
 
+EXPERIMENTS += adore-lm-code
+.PHONY: adore-lm-code
+adore-lm-code: setup ## perplexity vs KV budget on real code (installed packages' Python sources: long-range repeats), every policy, induction check (CPU, ~20 min)
+	$(ADORE_PINNED) $(PY) -m adore experiment=lm_code
+
 EXPERIMENTS += adore-paper
 .PHONY: adore-paper
 adore-paper: setup ## GPU + hub: Llama-2-7B-chat perplexity vs KV budget on PG19-style books (TEXT=/path/to/txt-folder)

@@ -7,6 +7,10 @@ name; a byte-level BPE tokenizer and a tiny Llama are trained on the train part 
 top-K labels of training windows; each policy then decodes held-out windows token by token after a short prefill
 and we report perplexity on the tokens after the prefill (PG19-style LM evaluation at small scale).
 
+``corpus: python`` (``make adore-lm-code``, issue 30 item 4): the same on the installed distributions' Python
+sources (one document per distribution, split by distribution), where identifiers recur far from their definition;
+the trained LM's induction behaviour is checked (loss on a repeated random sequence) and reported.
+
 Scale-out (``make adore-paper``, a GPU): ``model`` names a hub or local Llama/Qwen2/Mistral checkpoint (used frozen,
 eager attention, no training) and ``text_files`` points at real text (e.g. PG19 books as ``.txt``, a file or a
 folder per entry); everything else is the same code path.
@@ -72,13 +76,64 @@ def docs_corpus(min_chars: int = 2000) -> tuple[list[str], list[str], str]:
     return train, held, digest
 
 
+def python_corpus(max_chars: int = 60_000) -> tuple[list[str], list[str], str]:
+    """``(train_docs, eval_docs, digest)`` from the Python source files of the installed distributions: one
+    document per distribution (its ``.py`` files in path order, at most ``max_chars`` characters), every fifth
+    distribution by name hash held out. Code repeats identifiers defined far back (imports, names, signatures), so
+    some tokens are predictable only from long range: the text the issue asks the budgets to be tested on."""
+    import importlib.metadata as md
+
+    docs: dict[str, str] = {}
+    for dist in md.distributions():
+        name = (dist.metadata.get("Name") or "").lower()
+        if not name or name in docs:
+            continue
+        parts, size = [], 0
+        for f in sorted((f for f in dist.files or [] if str(f).endswith(".py")), key=str):
+            try:
+                text = Path(dist.locate_file(f)).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                continue
+            parts.append(text)
+            size += len(text)
+            if size >= max_chars:
+                break
+        if parts:
+            docs[name] = "\n".join(parts)[:max_chars]
+    if len(docs) < 5:
+        raise RuntimeError(f"only {len(docs)} installed distributions ship Python files; need at least 5")
+    train, held = [], []
+    for name in sorted(docs):
+        (held if int(hashlib.sha256(name.encode()).hexdigest(), 16) % 5 == 0 else train).append(docs[name])
+    digest = hashlib.sha256("\0".join(docs[n] for n in sorted(docs)).encode()).hexdigest()[:12]
+    return train, held, digest
+
+
+@torch.no_grad()
+def induction_losses(
+    model: Any, vocab: int, length: int = 48, n: int = 16, seed: int = 0
+) -> tuple[float, float]:
+    """Mean next-token loss on ``n`` random sequences of ``length`` distinct tokens, repeated once: ``(first copy,
+    second copy)``. A model with induction behaviour (it copies what followed the previous occurrence of the current
+    token) predicts the second copy far better than the first, which is random (about log vocab)."""
+    if vocab - 3 < length:
+        raise ValueError(f"induction check: a vocabulary of {vocab} has fewer than {length} ordinary tokens")
+    g = torch.Generator().manual_seed(seed)  # distinct tokens per sequence (ids >= 3: not BOS / EOS / PAD)
+    first = torch.stack([torch.randperm(vocab - 3, generator=g)[:length] + 3 for _ in range(n)])
+    ids = torch.cat([first, first], dim=1)
+    device = next(model.parameters()).device
+    logits = model(ids.to(device)).logits[:, :-1].float().cpu()
+    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), reduction="none")
+    loss = loss.view(n, -1)
+    return float(loss[:, : length - 1].mean()), float(loss[:, length:].mean())
+
+
 @dataclass
 class LMExperimentConfig:
     name: str = "lm"
     model: str = ""  # "" = train a tiny Llama here; else a hub id or local path (used frozen)
-    text_files: list[str] = field(
-        default_factory=list
-    )  # [] = installed packages' READMEs; else .txt files/folders
+    text_files: list[str] = field(default_factory=list)  # [] = the corpus below; else .txt files/folders
+    corpus: str = "docs"  # with no text_files: "docs" (installed READMEs) or "python" (installed .py sources)
     dtype: str = "auto"
     device: str = "auto"
     vocab_size: int = 2048
@@ -106,6 +161,7 @@ class LMExperimentConfig:
 
     def __post_init__(self) -> None:
         single_process(self.scale, "lm.scale")
+        require(self.corpus in ("docs", "python"), "corpus", self.corpus, "'docs' or 'python'")
         require(self.threads >= 0, "threads", self.threads, ">= 0 (0: inherit the thread count)")
         require(self.window >= 16, "window", self.window, ">= 16")
         require(1 <= self.prefill < self.window, "prefill", self.prefill, f"in [1, window={self.window})")
@@ -228,7 +284,10 @@ def _run_lm(cfg: LMExperimentConfig) -> dict[str, Any]:
     from paperlab.models import train_tiny_tokenizer
 
     seed_everything(cfg.seed)
-    train_docs, eval_docs, digest = text_corpus(cfg.text_files) if cfg.text_files else docs_corpus()
+    if cfg.text_files:
+        train_docs, eval_docs, digest = text_corpus(cfg.text_files)
+    else:
+        train_docs, eval_docs, digest = python_corpus() if cfg.corpus == "python" else docs_corpus()
     folder = lm_cache_dir(cfg, digest)
     folder.mkdir(parents=True, exist_ok=True)
     if cfg.model:
@@ -256,6 +315,8 @@ def _run_lm(cfg: LMExperimentConfig) -> dict[str, Any]:
         lm = load_causal_lm(cfg.model, dtype=cfg.dtype, device=cfg.device, attn_implementation="eager").eval()
     else:
         lm = train_text_lm(cfg, train, len(tokenizer), folder / "lm.pt")
+    induction = induction_losses(lm, len(tokenizer), seed=cfg.seed)
+    log.info("induction: loss %.2f on a random sequence, %.2f on its repeat", *induction)
     ctl_ids = train[torch.randperm(len(train), generator=g)[: cfg.controller.sequences]]
     origin = {
         "lm": folder.name,
@@ -295,24 +356,39 @@ def _run_lm(cfg: LMExperimentConfig) -> dict[str, Any]:
         if r["fraction"] in full:
             r["vs full %"] = 100 * (r["perplexity"] / full[r["fraction"]] - 1)
     out_dir = results_dir("adore", cfg.name)
+    source = (
+        "the given text files"
+        if cfg.text_files
+        else "Python sources of the installed distributions"
+        if cfg.corpus == "python"
+        else "long descriptions of the installed distributions"
+    )
     plot_lines(
         out_dir / "perplexity_vs_budget.png",
         [100 * b for b in cfg.budgets],
         {p: [r["perplexity"] for r in rows if r["policy"] == p] for p in cfg.policies},
         xlabel="cache budget (% of the window)",
         ylabel="perplexity",
-        title="Package-docs text: perplexity under a KV budget",
+        title=f"{source}: perplexity under a KV budget",
     )
-    metrics = {"rows": rows, "corpus": digest, "train_windows": len(train), "window": cfg.window}
+    metrics = {
+        "rows": rows,
+        "corpus": digest,
+        "train_windows": len(train),
+        "window": cfg.window,
+        "induction_loss_first_copy": induction[0],
+        "induction_loss_repeat": induction[1],
+    }
     write_results(
         out_dir,
         metrics,
         rows=rows,
         columns=["budget", "policy", "perplexity", "vs full %"],
-        title="ADORE: perplexity vs budget on package-docs text",
+        title=f"ADORE: perplexity vs budget ({source})",
         notes=(
-            f"Corpus {digest} (long descriptions of the installed distributions), {len(train)} training windows of "
-            f"{cfg.window} tokens; perplexity on {len(held)} held-out windows after a {cfg.prefill}-token prefill."
+            f"Corpus {digest} ({source}), {len(train)} training windows of {cfg.window} tokens; perplexity on "
+            f"{len(held)} held-out windows after a {cfg.prefill}-token prefill. Induction check: next-token loss "
+            f"{induction[0]:.2f} on random token sequences, {induction[1]:.2f} on their repeat."
         ),
     )
     atomic_write_text(out_dir / "corpus.txt", f"{digest}\n")
