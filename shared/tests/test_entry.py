@@ -149,3 +149,33 @@ def test_an_interrupt_a_library_wrapped_in_its_own_error_still_exits_143(program
     assert proc.returncode == 143, err
     (last,) = err.strip().splitlines()
     assert "stopped by signal 15" in last
+
+
+def test_an_in_process_run_leaves_every_logging_handler_and_its_stream_alone(program, tmp_path, monkeypatch):
+    """Hydra's logging config (``dictConfig``) shuts down every handler alive in the process, and some close their
+    stream when shut down (absl's, imported by rouge_score and lm_eval, holds the ``sys.stderr`` of its import, which
+    under pytest is the capture file): a CLI run in a test then closed pytest's capture and every later test on that
+    worker errored with "I/O operation on closed file". The entry point leaves logging to ``setup_logging``."""
+    import logging
+
+    from hydra.core.global_hydra import GlobalHydra
+
+    from paperlab.config import hydra_entry
+
+    class ClosesItsStream(logging.StreamHandler):  # as absl's PythonHandler.close does
+        def close(self) -> None:
+            self.stream.close()
+            super().close()
+
+    stream = (tmp_path / "log.txt").open("w")
+    handler = ClosesItsStream(stream)  # alive (in logging's handler list), not even attached to a logger
+    ran = []
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sys, "argv", ["entrypkg", "what=fine"])
+    GlobalHydra.instance().clear()
+    hydra_entry("entrypkg", lambda cfg: ran.append(cfg.what))()
+    GlobalHydra.instance().clear()
+    assert ran == ["fine"]
+    assert not stream.closed
+    assert all(h is not handler for h in logging.getLogger().handlers)
+    stream.close()

@@ -21,11 +21,12 @@ T = TypeVar("T")
 HYDRA_VERSION_BASE = "1.3"
 
 #: Hydra settings injected by :func:`hydra_entry` unless the user gives their own: no output folders, no
-#: change of working directory, logs to stdout.
+#: change of working directory, no logging config (Hydra's ``dictConfig`` shuts down every handler in the
+#: process, and absl's closes its stream); each entry point calls :func:`setup_logging` (stderr) instead.
 _QUIET_HYDRA = (
     "hydra.output_subdir=null",
     "hydra.run.dir=.",
-    "hydra/job_logging=stdout",
+    "hydra/job_logging=none",
     "hydra/hydra_logging=none",
 )
 
