@@ -27,10 +27,13 @@ def test_recall_experiment_end_to_end(tmp_path: Path, monkeypatch) -> None:
         "eval_sequences=2",
         "controller.sequences=2",
         "controller.epochs=1",
+        "finetune.steps=2",
+        "finetune.sequences=4",
+        "finetune.batch_size=2",
     )
     metrics = run_recall(cfg)
     rows = metrics["rows"]
-    assert [r["policy"] for r in rows] == list(POLICY_NAMES)
+    assert [r["policy"] for r in rows] == [*POLICY_NAMES, "adore+rebuild+ft"]
     budget = round(0.25 * cfg.task.length)
     for r in rows:
         assert 0 <= r["answer accuracy %"] <= 100
@@ -40,6 +43,7 @@ def test_recall_experiment_end_to_end(tmp_path: Path, monkeypatch) -> None:
     assert json.loads((out / "metrics.json").read_text())["sequence_length"] == cfg.task.length
     assert (out / "accuracy_vs_budget.png").stat().st_size > 0
     assert len(list((tmp_path / "cache" / "adore").glob("recall-lm-*.pt"))) == 1
+    assert len(list((tmp_path / "cache" / "adore").glob("recall-ft-*.pt"))) == 1
 
 
 def test_adore_with_rebuild_beats_every_baseline_at_25_percent(tmp_path: Path, monkeypatch) -> None:
@@ -52,6 +56,8 @@ def test_adore_with_rebuild_beats_every_baseline_at_25_percent(tmp_path: Path, m
         "eval_sequences=40",
         "controller.sequences=64",
         "policies=[full,streaming_llm,h2o,snapkv,tova,adore,adore+rebuild]",
+        "finetune.steps=300",
+        "finetune.sequences=256",
     )
     metrics = run_recall(cfg)
     acc = {r["policy"]: r["answer accuracy %"] for r in metrics["rows"]}
@@ -60,6 +66,9 @@ def test_adore_with_rebuild_beats_every_baseline_at_25_percent(tmp_path: Path, m
     for baseline in ("streaming_llm", "h2o", "snapkv", "tova"):
         assert acc["adore+rebuild"] > acc[baseline] + 30, (baseline, acc)
     assert acc["adore+rebuild"] > acc["adore"] + 5, acc
+    # the paper's ADORE, the LM fine-tuned under the controller's cache: within 3 points of full attention (issue
+    # 30's acceptance; measured here 98.75 vs 100, the frozen LM 98.33)
+    assert acc["adore+rebuild+ft"] >= acc["full"] - 3 and acc["adore+rebuild+ft"] >= acc["adore+rebuild"], acc
 
     # the same LM (loaded from the cache) through model.generate + AdoreCache, context compressed BEFORE the
     # question is seen (question-agnostic, kvpress's LongBench protocol)

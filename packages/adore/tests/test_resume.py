@@ -131,6 +131,9 @@ RECALL = [
     "eval_sequences=2",
     "budgets=[0.5]",
     "policies=[full,random,adore+rebuild]",
+    "finetune.steps=12",
+    "finetune.sequences=4",
+    "finetune.batch_size=2",
     "progress=false",
 ]
 
@@ -147,10 +150,10 @@ def test_cli_killed_and_rerun_ends_with_the_uninterrupted_metrics(tmp_path) -> N
     import sys
 
     env = {"PAPERLAB_CACHE": "cache", "PAPERLAB_RESULTS": "results"}  # relative: inside each run's folder
-    # seed 7 kills after writes 3 and 6 of 13: in the LM's and in the controller's training (a kill after the last
+    # seed 7 kills after writes 3 and 6 of 15: in the LM's and in the controller's training (a kill after the last
     # write can land in the interpreter's shutdown, after hydra_entry gave SIGTERM back to the default: exit -15)
     args = [sys.executable, "-m", "adore", *RECALL]
     result = kill_and_resume(args, workdir=tmp_path, outputs=_metrics, kills=2, seed=7, env=env)
-    assert result.reference_writes == 4 + 5 + 4, result  # LM and controller checkpoints, 4 result files
+    assert result.reference_writes == 4 + 5 + 2 + 4, result  # LM, controller, fine-tune checkpoints, 4 results
     assert [k["after_write"] for k in result.kills] == [3, 6]
     assert result.landed == 2, result.kills

@@ -107,6 +107,9 @@ def test_recall_table_does_not_depend_on_the_thread_count(tmp_path: Path, monkey
         "controller.sequences=2",
         "controller.epochs=1",
         "policies=[full,tova,adore+rebuild]",
+        "finetune.steps=3",
+        "finetune.sequences=4",
+        "finetune.batch_size=2",
     ]
     cfg = from_config(RecallExperimentConfig, compose("adore", args))
     before = torch.get_num_threads()

@@ -27,13 +27,14 @@ length), none otherwise. Flash-attention 2/3 and flex attention are refused (the
 from __future__ import annotations
 
 import copy
+import itertools
 from typing import Any
 
 import torch
 from transformers.cache_utils import Cache
 
 from adore.controller import AdorePolicy, Controller, SplitHead
-from adore.decode import DecodeConfig, check_model
+from adore.decode import DecodeConfig, check_model, rebuild_groups
 from adore.policies import Observation, Policy
 from adore.slots import Pool, SlotLayer
 
@@ -294,18 +295,9 @@ class AdoreCache(Cache):
         ctx = cfg.rebuild_context
         at = pool.pos[picked][:, None] - torch.arange(1, ctx + 1, device=self.device)[None, :]  # (k, ctx)
         left = torch.where(at >= 0, pool.where[at.clamp(min=0)], torch.full_like(at, -1))
-        chosen: list[int] = []
-        for i, neighbours in zip(picked.tolist(), left.tolist(), strict=True):
-            group = [i]
-            for j in neighbours:  # released left neighbours, nearest first, up to the first one still cached
-                if j < 0:
-                    break
-                group.append(j)
-            for j in group:
-                if len(chosen) < cfg.rebuild and j not in chosen:
-                    chosen.append(j)
-            if len(chosen) >= cfg.rebuild:
-                break
+        # released left neighbours, nearest first, up to the first one still cached (-1)
+        near = [list(itertools.takewhile(lambda j: j >= 0, row)) for row in left.tolist()]
+        chosen = rebuild_groups(picked.tolist(), near, cfg.rebuild)
         return torch.tensor(chosen, dtype=torch.long, device=self.device)
 
     # -- hooks ------------------------------------------------------------------------------------------------------

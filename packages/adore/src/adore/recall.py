@@ -17,11 +17,13 @@ import torch
 
 from adore.controller import ControllerConfig, controller_checkpoint, recall_at_k, train_controller
 from adore.decode import full_attention_map, run_sequence
+from adore.finetune import FinetuneConfig, decode_slots, finetune_lm
 from adore.registry import POLICIES, POLICY_NAMES, budget_tokens, check_names, manual
 from adore.tasks import (
     SEP,
     RecallConfig,
     answer_accuracy,
+    checkpoint_finished,
     fixed_threads,
     per_query_accuracy,
     sample,
@@ -48,6 +50,9 @@ class RecallExperimentConfig:
         100  # LM training steps between checkpoints of its training state (0: only at the end)
     )
     controller: ControllerConfig = field(default_factory=ControllerConfig)
+    # the paper's ADORE: the LM fine-tuned under the controller's cache, one copy per budget (adore.finetune);
+    # its rows are "<finetune.policy>+ft" beside the frozen-LM ones
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     budgets: list[float] = field(default_factory=lambda: [0.1, 0.25, 0.5])  # fractions of the sequence length
     rebuild: int = 2  # R: released tokens rebuilt per step
     rebuild_context: int = 1  # each picked token brings up to this many released left neighbours (within R)
@@ -84,18 +89,48 @@ def recall_controller(cfg: RecallExperimentConfig, lm: Any, controller: Controll
     """The controller of the recall LM, trained on ``controller.sequences`` recall sequences of ``seed + 1``
     (checkpointed, resumed, then loaded from the cache: shared by recall and qa)."""
     train_ids, _ = sample(cfg.task, controller.sequences, seed=seed + 1)
+    return train_controller(
+        lm,
+        train_ids,
+        controller,
+        progress=cfg.progress,
+        checkpoint=recall_controller_checkpoint(cfg, controller, seed),
+    )
+
+
+def recall_controller_checkpoint(
+    cfg: RecallExperimentConfig, controller: ControllerConfig | None = None, seed: int | None = None
+) -> Path:
+    """Where :func:`recall_controller` keeps the controller of these settings."""
     import adore.controller
     import adore.decode
 
     origin = {
         "lm": _lm_checkpoint(cfg).name,
         "task": asdict(cfg.task),
-        "seed": seed,
+        "seed": cfg.seed if seed is None else seed,
         "code": source_digest(adore.controller, adore.decode),
     }
-    return train_controller(
-        lm, train_ids, controller, progress=cfg.progress, checkpoint=controller_checkpoint(origin, controller)
-    )
+    return controller_checkpoint(origin, cfg.controller if controller is None else controller)
+
+
+def _finetune_checkpoint(cfg: RecallExperimentConfig, budget: int) -> Path:
+    """The fine-tuned LM of one budget, keyed by its LM, controller, budget and settings."""
+    import adore.decode
+    import adore.finetune
+
+    settings = {
+        "lm": _lm_checkpoint(cfg).name,
+        "controller": recall_controller_checkpoint(cfg).name,
+        "budget": budget,
+        "rebuild": cfg.rebuild,
+        "rebuild_context": cfg.rebuild_context,
+        "finetune": asdict(cfg.finetune),
+        "seed": cfg.seed,
+        "threads": cfg.threads,
+        "code": source_digest(adore.finetune, adore.decode),
+    }
+    return cache_root() / "adore" / f"recall-ft-{derived_key(settings)}.pt"
 
 
 def recall_lm(cfg: RecallExperimentConfig, progress: bool | None = None) -> Any:
@@ -137,43 +172,65 @@ def _run_recall(cfg: RecallExperimentConfig) -> dict[str, Any]:
     )
     futures = [full_attention_map(lm, ids) for ids in eval_ids]
     length = cfg.task.length
+
+    def evaluate(model: Any, name: str, budget: int, fraction: float, label: str) -> dict[str, Any]:
+        policy, dcfg, rebuild_controller = manual(name, budget, controller, cfg.rebuild, cfg.rebuild_context)
+        accs, ces, peak, peak_cache = [], [], 0, 0
+        for ids, mask, future in zip(eval_ids, eval_mask, futures, strict=True):
+            dcfg.prefill = int((ids == SEP).nonzero()[0]) + 1
+            out = run_sequence(
+                model,
+                ids,
+                policy,
+                dcfg,
+                controller=rebuild_controller,
+                future=future if POLICIES[name].needs_future else None,
+            )
+            acc, ce = answer_accuracy(out["logits"], ids, mask)
+            accs.append(acc)
+            ces.append(ce)
+            peak = max(peak, out["max_in_forward"])
+            peak_cache = max(peak_cache, max(out["cache_sizes"]))
+        row = {
+            "budget": f"{round(100 * fraction)}% ({budget} tok)",
+            "fraction": fraction,
+            "policy": label,
+            "answer accuracy %": 100 * sum(accs) / len(accs),
+            "answer perplexity": math.exp(sum(ces) / len(ces)),
+            "max cache after a step": peak_cache,
+            "max tokens in a forward": peak,
+        }
+        log.info("%s", row)
+        return row
+
     rows = []
+    ft = cfg.finetune
+    if ft.steps:
+        ft_ids, ft_mask = sample(cfg.task, ft.sequences, seed=cfg.seed + 3)
     for fraction in cfg.budgets:
         budget = budget_tokens(fraction, length, cfg.rebuild)
-        for name in cfg.policies:
-            policy, dcfg, rebuild_controller = manual(
-                name, budget, controller, cfg.rebuild, cfg.rebuild_context
-            )
-            accs, ces, peak, peak_cache = [], [], 0, 0
-            for ids, mask, future in zip(eval_ids, eval_mask, futures, strict=True):
-                dcfg.prefill = int((ids == SEP).nonzero()[0]) + 1
-                out = run_sequence(
-                    lm,
-                    ids,
-                    policy,
-                    dcfg,
-                    controller=rebuild_controller,
-                    future=future if POLICIES[name].needs_future else None,
+        rows += [evaluate(lm, name, budget, fraction, name) for name in cfg.policies]
+        if ft.steps:
+            checkpoint = _finetune_checkpoint(cfg, budget)
+            slots = None  # the decodes of the training sequences: only when training
+            if not checkpoint_finished(checkpoint, ft.steps):
+                slots = decode_slots(
+                    lm, ft_ids, controller, budget, cfg.rebuild, cfg.rebuild_context, ft.policy
                 )
-                acc, ce = answer_accuracy(out["logits"], ids, mask)
-                accs.append(acc)
-                ces.append(ce)
-                peak = max(peak, out["max_in_forward"])
-                peak_cache = max(peak_cache, max(out["cache_sizes"]))
-            rows.append(
-                {
-                    "budget": f"{round(100 * fraction)}% ({budget} tok)",
-                    "fraction": fraction,
-                    "policy": name,
-                    "answer accuracy %": 100 * sum(accs) / len(accs),
-                    "answer perplexity": math.exp(sum(ces) / len(ces)),
-                    "max cache after a step": peak_cache,
-                    "max tokens in a forward": peak,
-                }
+            tuned = finetune_lm(
+                lm,
+                slots,
+                ft_mask,
+                ft,
+                seed=cfg.seed,
+                checkpoint=checkpoint,
+                progress=cfg.progress,
+                checkpoint_every=cfg.checkpoint_every,
             )
-            log.info("%s", rows[-1])
+            rows.append(evaluate(tuned, ft.policy, budget, fraction, f"{ft.policy}+ft"))
     out_dir = results_dir("adore", cfg.name)
-    series = {p: [r["answer accuracy %"] for r in rows if r["policy"] == p] for p in cfg.policies}
+    labels = [*cfg.policies, *([f"{ft.policy}+ft"] if ft.steps else [])]
+    series = {p: [r["answer accuracy %"] for r in rows if r["policy"] == p] for p in labels}
     plot_lines(
         out_dir / "accuracy_vs_budget.png",
         [100 * b for b in cfg.budgets],

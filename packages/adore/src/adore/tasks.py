@@ -153,7 +153,7 @@ def answer_accuracy(logits: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor)
 
 def fit_lm(
     model: Any,
-    next_batch: Callable[[int], tuple[torch.Tensor, torch.Tensor | None]],
+    next_batch: Callable[[int], tuple[torch.Tensor, ...]],
     steps: int,
     lr: float,
     weight_decay: float,
@@ -166,7 +166,10 @@ def fit_lm(
     generators: dict[str, torch.Generator] | None = None,
 ) -> None:
     """Next-token training shared by the package's LMs: AdamW, one-cycle schedule, gradient clipping at 1.
-    ``next_batch(step) -> (ids, mask)``: the loss covers the tokens where ``mask`` is set (all when ``None``).
+    ``next_batch(step) -> (ids, mask)`` or ``(ids, mask, attention_mask, position_ids)``: the loss covers the tokens
+    where ``mask`` is set (all when ``None``); ``attention_mask`` (additive, ``(batch, 1, T, T)``) replaces the
+    causal mask and ``position_ids`` the positions 0..T-1 (the ADORE fine-tune trains on the decode's slots,
+    :mod:`adore.finetune`).
 
     With ``checkpoint``, the whole training state (model, optimizer, schedule, step, every RNG and the states of
     ``generators``, the batch samplers) is saved there atomically every ``checkpoint_every`` steps and at the end;
@@ -190,8 +193,9 @@ def fit_lm(
     model.train()
     bar = tqdm(range(start, steps), desc=desc, disable=not progress, leave=False, initial=start, total=steps)
     for step in bar:
-        ids, mask = next_batch(step)
-        logits = model(ids).logits[:, :-1]
+        ids, mask, *layout = next_batch(step)
+        attention, positions = layout if layout else (None, None)
+        logits = model(ids, attention_mask=attention, position_ids=positions).logits[:, :-1]
         target = ids[:, 1:]
         if mask is not None:
             logits, target = logits[mask[:, 1:]], target[mask[:, 1:]]
