@@ -154,6 +154,8 @@ def test_cli_killed_and_rerun_ends_with_the_uninterrupted_metrics(tmp_path) -> N
     # write can land in the interpreter's shutdown, after hydra_entry gave SIGTERM back to the default: exit -15)
     args = [sys.executable, "-m", "adore", *RECALL]
     result = kill_and_resume(args, workdir=tmp_path, outputs=_metrics, kills=2, seed=7, env=env)
-    assert result.reference_writes == 4 + 5 + 2 + 4, result  # LM, controller, fine-tune checkpoints, 4 results
+    assert result.reference_writes == 4 + 5 + 2 + 4, (
+        result
+    )  # LM, controller, fine-tune checkpoints, 4 results
     assert [k["after_write"] for k in result.kills] == [3, 6]
     assert result.landed == 2, result.kills

@@ -117,7 +117,9 @@ def finetune_lm(
         try:
             from peft import LoraConfig, get_peft_model
         except ImportError as err:
-            raise ImportError("finetune.lora_rank > 0 needs peft: pip install 'paperlab-adore[lora]'") from err
+            raise ImportError(
+                "finetune.lora_rank > 0 needs peft: pip install 'paperlab-adore[lora]'"
+            ) from err
 
         targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
         tuned = get_peft_model(
