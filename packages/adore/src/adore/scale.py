@@ -13,7 +13,8 @@ per config, each built from the config itself (:mod:`paperlab.dryrun`: the real 
 
 The controller itself trains on the host (:class:`adore.controller.Controller` keeps its table on the CPU): its
 batch of ``batch_size`` examples of up to ``window`` positions is ``batch_size x window x (5 dim + 1)`` floats there,
-not on the GPU. Not covered: the paper's LLM fine-tuning with the controller (issue 30 item 1, not built).
+not on the GPU. Not covered: the LM's fine-tuning under the controller's cache (:mod:`adore.finetune`, built and
+run on the recall LM; LoRA through peft is its paper-scale path, whose step on the decode's slots is not dry-run).
 """
 
 from __future__ import annotations
