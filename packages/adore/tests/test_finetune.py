@@ -19,10 +19,12 @@ def _lm(seed: int = 0):
     ).eval()
 
 
-def test_full_cache_visibility_is_causal() -> None:
+def test_full_cache_visibility_is_causal_and_only_recorded_when_asked() -> None:
     ids = torch.randint(1, 40, (20,), generator=torch.Generator().manual_seed(0))
-    out = run_sequence(_lm(), ids, FullCache(), DecodeConfig(budget=20, prefill=6))
+    out = run_sequence(_lm(), ids, FullCache(), DecodeConfig(budget=20, prefill=6), record=True)
     assert torch.equal(out["visible"], torch.ones(20, 20, dtype=torch.bool).tril())
+    plain = run_sequence(_lm(), ids, FullCache(), DecodeConfig(budget=20, prefill=6))
+    assert "visible" not in plain and "slots" not in plain and torch.equal(plain["logits"], out["logits"])
 
 
 def test_one_forward_under_the_visibility_reproduces_the_releasing_decode() -> None:
@@ -30,7 +32,9 @@ def test_one_forward_under_the_visibility_reproduces_the_releasing_decode() -> N
     parallel forward gives the decode's logits (the cache holds K/V computed under exactly these rows)."""
     model = _lm()
     ids = torch.randint(1, 40, (30,), generator=torch.Generator().manual_seed(1))
-    out = run_sequence(model, ids, StreamingLLM(sinks=4), DecodeConfig(budget=8, sinks=4, prefill=10))
+    out = run_sequence(
+        model, ids, StreamingLLM(sinks=4), DecodeConfig(budget=8, sinks=4, prefill=10), record=True
+    )
     seen = out["visible"]
     assert seen[:10, :10].equal(torch.ones(10, 10, dtype=torch.bool).tril())
     for t in range(10, 30):
@@ -111,7 +115,7 @@ def test_the_slots_reproduce_the_decode_with_rebuilds_exactly() -> None:
     model = _lm()
     ids = torch.randint(1, 40, (30,), generator=torch.Generator().manual_seed(3))
     cfg = DecodeConfig(budget=10, sinks=4, prefill=10, rebuild=2, rebuild_context=1)
-    out = run_sequence(model, ids, StreamingLLM(sinks=4), cfg, controller=_FixedRebuild())
+    out = run_sequence(model, ids, StreamingLLM(sinks=4), cfg, controller=_FixedRebuild(), record=True)
     slots = out["slots"]
     rebuilt = sum(len(r) for r in out["rebuilt"])
     assert rebuilt >= 20 and slots["ids"].numel() == 30 + rebuilt

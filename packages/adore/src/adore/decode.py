@@ -219,11 +219,13 @@ def run_sequence(
     cfg: DecodeConfig,
     controller: Any = None,
     future: torch.Tensor | None = None,
+    record: bool = False,
 ) -> dict[str, Any]:
     """Teacher-forced pass over ``ids`` (1-D) with a releasing cache.
 
     Returns ``logits (T-1, vocab)`` (row t predicts token t+1), ``cache_sizes`` (after each step), ``max_in_forward``
-    (largest cache + query length seen), ``rebuilt`` (positions rebuilt, per step), ``visible`` (``(T, T)`` bool:
+    (largest cache + query length seen), ``rebuilt`` (positions rebuilt, per step) and, with ``record`` (O(T^2)
+    memory, off by default), ``visible`` (``(T, T)`` bool:
     row t marks the positions token t's query attended: causal in the prefill, then the cache, the tokens rebuilt
     in the same forward and itself) and ``slots``, the same run as one parallel forward: every K/V the decode
     computed is a slot (the T tokens first, then each rebuilt copy), ``{"ids", "positions": (S,), "visible": (S, S)
@@ -264,11 +266,12 @@ def run_sequence(
         policy.prefill(prompt_attn, Observation(torch.arange(p), ids[:p], extra=extra))
     sizes, rebuilt_log = [], []
     max_in_forward = p
-    visible = torch.zeros(n, n, dtype=torch.bool)
-    visible[:p, :p] = torch.ones(p, p, dtype=torch.bool).tril()
-    cached_slots = torch.arange(p)  # the slot of each cached K/V, aligned with cache.positions
-    slot_ids, slot_pos = ids.tolist(), list(range(n))
-    slot_rows: dict[int, torch.Tensor] = {t: torch.arange(t + 1) for t in range(p)}
+    if record:
+        visible = torch.zeros(n, n, dtype=torch.bool)
+        visible[:p, :p] = torch.ones(p, p, dtype=torch.bool).tril()
+        cached_slots = torch.arange(p)  # the slot of each cached K/V, aligned with cache.positions
+        slot_ids, slot_pos = ids.tolist(), list(range(n))
+        slot_rows: dict[int, torch.Tensor] = {t: torch.arange(t + 1) for t in range(p)}
 
     def release(step: int, last_attention: torch.Tensor | None) -> None:
         nonlocal attention_sum, cached_slots
@@ -291,7 +294,8 @@ def run_sequence(
         target = cfg.budget - cfg.release_every + 1
         keep = select(scores, cache.positions, target, max(cfg.sinks, getattr(policy, "sinks", 0)), recent)
         attention_sum = attention_sum[keep]
-        cached_slots = cached_slots[keep]
+        if record:
+            cached_slots = cached_slots[keep]
         cache.keep(keep)
 
     release(p - 1, prompt_attn[-1] if need_attention else None)
@@ -301,14 +305,17 @@ def run_sequence(
         rb_ids, rb_pos = take_rebuild(cache, controller, ids, t, cfg)
         q_ids = torch.cat([rb_ids, ids[t : t + 1]])
         q_pos = torch.cat([rb_pos, torch.tensor([t])])
-        visible[t, cache.positions] = True
-        visible[t, q_pos] = True
-        q_slots = torch.tensor([*range(len(slot_ids), len(slot_ids) + rb_pos.numel()), t], dtype=torch.long)
-        slot_ids += rb_ids.tolist()
-        slot_pos += rb_pos.tolist()
-        for slot, qp in zip(q_slots.tolist(), q_pos.tolist(), strict=True):  # as causal_mask: by position
-            slot_rows[slot] = torch.cat([cached_slots[cache.positions <= qp], q_slots[q_pos <= qp]])
-        cached_slots = torch.cat([cached_slots, q_slots])
+        if record:
+            visible[t, cache.positions] = True
+            visible[t, q_pos] = True
+            q_slots = torch.tensor(
+                [*range(len(slot_ids), len(slot_ids) + rb_pos.numel()), t], dtype=torch.long
+            )
+            slot_ids += rb_ids.tolist()
+            slot_pos += rb_pos.tolist()
+            for slot, qp in zip(q_slots.tolist(), q_pos.tolist(), strict=True):  # as causal_mask: by position
+                slot_rows[slot] = torch.cat([cached_slots[cache.positions <= qp], q_slots[q_pos <= qp]])
+            cached_slots = torch.cat([cached_slots, q_slots])
         mask = causal_mask(torch.cat([cache.positions, q_pos]), q_pos, dtype)
         max_in_forward = max(max_in_forward, cache.size + q_ids.numel())
         out = model(
@@ -330,21 +337,26 @@ def run_sequence(
         release(t, last)
         sizes.append(cache.size)
     decode_seconds = time.perf_counter() - decode_start
-    slot_visible = torch.zeros(len(slot_ids), len(slot_ids), dtype=torch.bool)
-    for slot, row in slot_rows.items():
-        slot_visible[slot, row] = True
+    recorded: dict[str, Any] = {}
+    if record:
+        slot_visible = torch.zeros(len(slot_ids), len(slot_ids), dtype=torch.bool)
+        for slot, row in slot_rows.items():
+            slot_visible[slot, row] = True
+        recorded = {
+            "visible": visible,
+            "slots": {
+                "ids": torch.tensor(slot_ids, dtype=torch.long),
+                "positions": torch.tensor(slot_pos, dtype=torch.long),
+                "visible": slot_visible,
+            },
+        }
     all_logits = torch.cat(logits)[: n - 1]
     return {
         "logits": all_logits,
         "cache_sizes": sizes,
         "max_in_forward": max_in_forward,
         "rebuilt": rebuilt_log,
-        "visible": visible,
-        "slots": {
-            "ids": torch.tensor(slot_ids, dtype=torch.long),
-            "positions": torch.tensor(slot_pos, dtype=torch.long),
-            "visible": slot_visible,
-        },
+        **recorded,
         "cache": cache,
         "decode_seconds": decode_seconds,
     }

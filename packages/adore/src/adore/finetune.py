@@ -69,7 +69,9 @@ def decode_slots(
     out = []
     for ids in sequences:
         dcfg.prefill = int((ids == SEP).nonzero()[0]) + 1
-        out.append(run_sequence(model, ids, method, dcfg, controller=rebuild_controller)["slots"])
+        out.append(
+            run_sequence(model, ids, method, dcfg, controller=rebuild_controller, record=True)["slots"]
+        )
     return out
 
 
